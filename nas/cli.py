@@ -1,0 +1,69 @@
+"""The ``opennac`` command line (also ``python -m nas``).
+
+Each subcommand lives in ``nas/commands/<name>.py`` and exposes ``register(subparsers)``, which
+adds its parser and sets ``func`` (a callable taking the parsed args and returning an exit
+code). Command modules import heavy libraries inside their ``func`` so that ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Module names under nas.commands, in the order `opennac --help` lists them.
+COMMAND_MODULES = (
+    "describe",
+    "export",
+    "data",
+    "train",
+    "evaluate",
+    "latency",
+    "latency_table",
+    "search",
+    "resume",
+    "status",
+    "variants",
+    "report",
+)
+
+
+class CliError(Exception):
+    """A user error: printed as one line (no traceback), exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="opennac",
+        description="Open, hardware-aware neural architecture search for YOLO-NAS models.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"nas.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"nas.commands.{name}":
+                continue  # not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except CliError as exc:
+        print(f"opennac {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"opennac {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

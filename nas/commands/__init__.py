@@ -1,0 +1,1 @@
+"""Subcommands of ``opennac``; see ``nas.cli``."""

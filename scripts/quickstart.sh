@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# README command 1: install (idempotent) and run the quickstart search on the embedded defaults.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup_env.sh
+export RAY_USAGE_STATS_ENABLED=0
+exec .venv/bin/opennac search experiments/quickstart.yaml "$@"

@@ -1,0 +1,1 @@
+"""OpenNAC search_spaces."""
