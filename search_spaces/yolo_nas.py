@@ -1,0 +1,521 @@
+"""The ``yolo_nas`` detection search space (and the machinery the pose space shares).
+
+Dimensions, in the order a trial suggests them:
+
+- ``tier``: macro widths (stem, stage, SPP and neck output channels). ``sml`` = the widths shared
+  by the released S, M and L models (stem 48, stages 96/192/384/768, SPP 768, neck
+  192/96/192/384); ``n`` = the narrower Pose-N widths (32, 64/128/256/512, 512, 128/64/128/256).
+- for each CSP position (backbone ``stage1..stage4``, neck ``up1, up2, down1, down2``):
+  ``<pos>_kind`` (``qsp`` | ``qci``), ``<pos>_depth`` (bottlenecks), and
+  ``<pos>_hidden_t_<tier>`` (hidden channels; the choices depend on the tier, so each tier has its
+  own parameter and an Optuna distribution never changes under a name).
+- ``head_width``: the head's width multiplier (0.33, 0.5, 0.75, 1.0).
+
+Every released model is an exact point (`reference_points`). Overrides (``get_space(name,
+**overrides)``): ``width_scale``, ``num_classes``, ``tiers``, ``max_depth``, ``fixed``; see
+`YoloNasSpace`.
+
+Example:
+    >>> from search_spaces import get_space
+    >>> from models.presets import get_preset
+    >>> space = get_space("yolo_nas")
+    >>> params = space.reference_points()["yolo_nas_m"]
+    >>> space.replay(params) == get_preset("yolo_nas_m")
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from models.presets import get_preset
+from models.spec import (
+    ArchSpec,
+    BackboneSpec,
+    DetectionHeadSpec,
+    HeadSpec,
+    NeckSpec,
+    StageSpec,
+)
+from search_spaces.base import SearchSpace, SpaceError
+from search_spaces.registry import register_space
+from search_spaces.trials import TrialValueError, match_choice, match_int
+
+# -- the space's tables -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MacroWidths:
+    """Output channels fixed by a tier."""
+
+    stem: int
+    stages: tuple[int, int, int, int]  # backbone stage outputs (strides 4, 8, 16, 32)
+    spp: int
+    neck: tuple[int, int, int, int]  # up1, up2, down1, down2 outputs
+
+    def scaled(self, width_scale: float) -> MacroWidths:
+        def s(c: int) -> int:
+            return scale_channels(c, width_scale)
+
+        return MacroWidths(
+            s(self.stem),
+            tuple(s(c) for c in self.stages),  # type: ignore[arg-type]
+            s(self.spp),
+            tuple(s(c) for c in self.neck),  # type: ignore[arg-type]
+        )
+
+    @classmethod
+    def of(cls, spec: ArchSpec) -> MacroWidths:
+        b, n = spec.backbone, spec.neck
+        return cls(
+            b.stem,
+            tuple(s.out_channels for s in b.stages),  # type: ignore[arg-type]
+            b.spp,
+            (n.up1.out_channels, n.up2.out_channels, n.down1.out_channels, n.down2.out_channels),
+        )
+
+
+TIERS: dict[str, MacroWidths] = {
+    "n": MacroWidths(32, (64, 128, 256, 512), 512, (128, 64, 128, 256)),
+    "sml": MacroWidths(48, (96, 192, 384, 768), 768, (192, 96, 192, 384)),
+}
+
+POSITIONS = ("stage1", "stage2", "stage3", "stage4", "up1", "up2", "down1", "down2")
+KINDS = ("qsp", "qci")
+
+# Depth (bottlenecks) range per position; the released models use 2/3/4-5/2 and 2-4 in the neck.
+DEPTHS: dict[str, tuple[int, int]] = {
+    "stage1": (1, 3),
+    "stage2": (1, 4),
+    "stage3": (1, 6),
+    "stage4": (1, 3),
+    "up1": (1, 4),
+    "up2": (1, 4),
+    "down1": (1, 4),
+    "down2": (1, 4),
+}
+
+# Hidden channel choices per tier and position; they include every released value.
+HIDDEN: dict[str, dict[str, tuple[int, ...]]] = {
+    "n": {
+        "stage1": (16, 24, 32, 48),
+        "stage2": (32, 48, 64, 96),
+        "stage3": (48, 64, 96, 128),
+        "stage4": (96, 128, 192, 256),
+        "up1": (32, 48, 64, 96),
+        "up2": (16, 24, 32, 48),
+        "down1": (32, 48, 64, 96),
+        "down2": (32, 48, 64, 96),
+    },
+    "sml": {
+        "stage1": (32, 48, 64, 96),
+        "stage2": (64, 96, 128, 192),
+        "stage3": (96, 128, 192, 256),
+        "stage4": (192, 256, 384, 512),
+        "up1": (64, 96, 128, 192),
+        "up2": (48, 64, 96, 128),
+        "down1": (64, 96, 128, 192),
+        "down2": (64, 128, 192, 256),
+    },
+}
+
+HEAD_WIDTHS = (0.33, 0.5, 0.75, 1.0)
+DETECTION_INTER = (128, 256, 512)  # head base channels per level, before width_mult and scale
+SPP_KERNELS = (5, 9, 13)
+REG_MAX = 16
+
+
+def scale_channels(channels: int, width_scale: float) -> int:
+    """``channels * width_scale`` rounded to the nearest multiple of 8 (at least 8).
+
+    A scale of 1 leaves the channels unchanged.
+    """
+    if width_scale == 1:
+        return channels
+    return max(8, int(channels * width_scale / 8 + 0.5) * 8)
+
+
+def scale_spec(spec: ArchSpec, width_scale: float) -> ArchSpec:
+    """``spec`` with every channel count (stem, stage outputs and hidden, SPP, neck, head base
+    channels) scaled by `scale_channels`. Head width multipliers and depths are unchanged."""
+    if width_scale == 1:
+        return spec
+
+    def s(c: int) -> int:
+        return scale_channels(c, width_scale)
+
+    def st(x: StageSpec) -> StageSpec:
+        return dataclasses.replace(x, out_channels=s(x.out_channels), hidden=s(x.hidden))
+
+    b, n, h = spec.backbone, spec.neck, spec.head
+    backbone = dataclasses.replace(
+        b, stem=s(b.stem), stages=tuple(st(x) for x in b.stages), spp=s(b.spp)
+    )
+    neck = NeckSpec(st(n.up1), st(n.up2), st(n.down1), st(n.down2))
+    head: HeadSpec
+    if isinstance(h, DetectionHeadSpec):
+        head = dataclasses.replace(h, inter=tuple(s(c) for c in h.inter))
+    else:
+        head = dataclasses.replace(
+            h,
+            bbox_inter=tuple(s(c) for c in h.bbox_inter),
+            pose_inter=tuple(s(c) for c in h.pose_inter),
+        )
+    return dataclasses.replace(spec, backbone=backbone, neck=neck, head=head)
+
+
+def scale_choices(choices: Iterable[int], width_scale: float) -> tuple[int, ...]:
+    """Scaled channel choices, duplicates removed, order kept."""
+    out: list[int] = []
+    for c in choices:
+        v = scale_channels(c, width_scale)
+        if v not in out:
+            out.append(v)
+    return tuple(out)
+
+
+# -- dimensions -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dim:
+    """One search parameter: an integer range or a list of categorical choices.
+
+    ``tier`` set means the parameter exists only when the trial's tier is that tier.
+    """
+
+    name: str
+    kind: str  # "int" | "categorical"
+    choices: tuple[Any, ...] = ()  # categorical
+    low: int = 0  # int
+    high: int = 0  # int
+    tier: str | None = None
+
+    def values(self) -> tuple[Any, ...]:
+        if self.kind == "int":
+            return tuple(range(self.low, self.high + 1))
+        return self.choices
+
+    def suggest(self, trial: Any) -> Any:
+        if self.kind == "int":
+            return trial.suggest_int(self.name, self.low, self.high)
+        return trial.suggest_categorical(self.name, list(self.choices))
+
+    def match(self, value: Any) -> Any:
+        """The canonical value equal to ``value``; TrialValueError if it is not a choice."""
+        if self.kind == "int":
+            return match_int(self.name, value, self.low, self.high)
+        return match_choice(self.name, value, self.choices)
+
+    def narrowed(self, value: Any) -> Dim:
+        v = self.match(value)
+        if self.kind == "int":
+            return dataclasses.replace(self, low=v, high=v)
+        return dataclasses.replace(self, choices=(v,))
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "type": self.kind}
+        if self.kind == "int":
+            d.update(low=self.low, high=self.high)
+        else:
+            d["choices"] = list(self.choices)
+        if self.tier is not None:
+            d["when"] = {"tier": self.tier}
+        return d
+
+
+def int_dim(name: str, low: int, high: int, tier: str | None = None) -> Dim:
+    return Dim(name, "int", low=low, high=high, tier=tier)
+
+
+def cat_dim(name: str, choices: Sequence[Any], tier: str | None = None) -> Dim:
+    return Dim(name, "categorical", choices=tuple(choices), tier=tier)
+
+
+# -- override checks --------------------------------------------------------------------------
+
+
+def _check_int(space: str, key: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise SpaceError(
+            f"space {space}: override {key}: expected an integer >= {minimum}, got {value!r}"
+        )
+    return int(value)
+
+
+def _check_scale(space: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value <= 4:
+        raise SpaceError(
+            f"space {space}: override width_scale: expected a number in (0, 4], got {value!r}"
+        )
+    return float(value)
+
+
+def _check_tiers(space: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise SpaceError(
+            f"space {space}: override tiers: expected a non-empty list of tiers from "
+            f"{list(TIERS)}, got {value!r}"
+        )
+    out: list[str] = []
+    for t in value:
+        if t not in TIERS:
+            raise SpaceError(
+                f"space {space}: override tiers: unknown tier {t!r} (known: {list(TIERS)})"
+            )
+        if t not in out:
+            out.append(t)
+    return tuple(out)
+
+
+# -- the space --------------------------------------------------------------------------------
+
+
+@register_space("yolo_nas")
+class YoloNasSpace(SearchSpace):
+    """YOLO-NAS detection: tier, kind/depth/hidden at 8 CSP positions, head width.
+
+    Overrides:
+
+    - ``width_scale`` (float in (0, 4], default 1): every channel count (tier widths, hidden
+      choices, head base channels) is multiplied and rounded to a multiple of 8 (at least 8).
+      The reference points are then the released models scaled the same way (`scale_spec`).
+    - ``num_classes`` (int, default 80): classes of the detection head.
+    - ``tiers`` (list from ``["n", "sml"]``): keep only these tiers.
+    - ``max_depth`` (int >= 1): cap every CSP position's depth range at this value.
+    - ``fixed`` (mapping param -> value): pin parameters to one value (still suggested, with a
+      single choice, so trial params stay complete).
+
+    An override given as None means its default. ``space.overrides`` holds the validated values.
+
+    Reference points outside a narrowed space (e.g. ``max_depth`` below a released depth) are
+    left out of `reference_points`.
+    """
+
+    name = "yolo_nas"
+    task = "detection"
+    REFERENCES: tuple[str, ...] = ("yolo_nas_s", "yolo_nas_m", "yolo_nas_l")
+    OVERRIDES: tuple[str, ...] = ("width_scale", "num_classes", "tiers", "max_depth", "fixed")
+
+    def __init__(self, **overrides: Any) -> None:
+        super().__init__()
+        unknown = [k for k in overrides if k not in self.OVERRIDES]
+        if unknown:
+            raise SpaceError(
+                f"space {self.name}: unknown override {unknown[0]!r} "
+                f"(allowed: {', '.join(self.OVERRIDES)})"
+            )
+        overrides = {k: v for k, v in overrides.items() if v is not None}  # None = default
+        self._parse_task_overrides(overrides)
+        self.width_scale = _check_scale(self.name, overrides.get("width_scale", 1.0))
+        tiers = _check_tiers(self.name, overrides.get("tiers", list(TIERS)))
+        self.widths = {t: TIERS[t].scaled(self.width_scale) for t in tiers}
+        if len(set(self.widths.values())) < len(self.widths):
+            raise SpaceError(
+                f"space {self.name}: override width_scale: {self.width_scale} makes tiers "
+                f"{list(self.widths)} identical; use a larger width_scale or one tier"
+            )
+        max_depth = overrides.get("max_depth")
+        if max_depth is not None:
+            max_depth = _check_int(self.name, "max_depth", max_depth, 1)
+        self.dims: dict[str, Dim] = {d.name: d for d in self._all_dims(tiers, max_depth)}
+        self._apply_fixed(overrides.get("fixed") or {})
+        kept = self.dims["tier"].choices  # `fixed: {tier: ...}` may have narrowed the tiers
+        self.dims = {k: d for k, d in self.dims.items() if d.tier is None or d.tier in kept}
+        self.widths = {t: w for t, w in self.widths.items() if t in kept}
+        self.overrides = {
+            "width_scale": self.width_scale,
+            **self._task_overrides(),
+            "tiers": list(tiers),
+            "max_depth": max_depth,
+            "fixed": {k: self.dims[k].values()[0] for k in overrides.get("fixed") or {}},
+        }
+        self.tiers: tuple[str, ...] = tuple(self.dims["tier"].choices)
+
+    # -- task hooks (the pose space overrides these) ------------------------------------------
+    def _parse_task_overrides(self, overrides: Mapping[str, Any]) -> None:
+        num_classes = overrides.get("num_classes", 80)
+        self.num_classes = _check_int(self.name, "num_classes", num_classes, 1)
+
+    def _task_overrides(self) -> dict[str, Any]:
+        return {"num_classes": self.num_classes}
+
+    def _head_dims(self) -> list[Dim]:
+        return [cat_dim("head_width", HEAD_WIDTHS)]
+
+    def _sample_head(self, trial: Any) -> HeadSpec:
+        width = self.dims["head_width"].suggest(trial)
+        inter = tuple(scale_channels(c, self.width_scale) for c in DETECTION_INTER)
+        return DetectionHeadSpec(width_mult=width, inter=inter, reg_max=REG_MAX)
+
+    def _head_params(self, head: HeadSpec) -> dict[str, Any] | None:
+        if not isinstance(head, DetectionHeadSpec):
+            return None
+        return {"head_width": head.width_mult}
+
+    def _make_arch(self, backbone: BackboneSpec, neck: NeckSpec, head: HeadSpec) -> ArchSpec:
+        return ArchSpec(self.task, backbone, neck, head, num_classes=self.num_classes)
+
+    def _reference_spec(self, name: str) -> ArchSpec:
+        spec = dataclasses.replace(get_preset(name), num_classes=self.num_classes)
+        return scale_spec(spec, self.width_scale)
+
+    # -- construction -------------------------------------------------------------------------
+    def _all_dims(self, tiers: Sequence[str], max_depth: int | None) -> list[Dim]:
+        dims = [cat_dim("tier", tiers)]
+        for pos in POSITIONS:
+            low, high = DEPTHS[pos]
+            if max_depth is not None:
+                low, high = min(low, max_depth), min(high, max_depth)
+            dims.append(cat_dim(f"{pos}_kind", KINDS))
+            dims.append(int_dim(f"{pos}_depth", low, high))
+            for t in tiers:
+                choices = scale_choices(HIDDEN[t][pos], self.width_scale)
+                dims.append(cat_dim(f"{pos}_hidden_t_{t}", choices, tier=t))
+        dims.extend(self._head_dims())
+        return dims
+
+    def _apply_fixed(self, fixed: Any) -> None:
+        if not isinstance(fixed, Mapping):
+            raise SpaceError(
+                f"space {self.name}: override fixed: expected a mapping of parameter -> value, "
+                f"got {fixed!r}"
+            )
+        for key, value in fixed.items():
+            tier = str(key).rpartition("_t_")[2]
+            if key not in self.dims and tier in TIERS:
+                raise SpaceError(
+                    f"space {self.name}: override fixed.{key}: belongs to tier {tier!r}, which "
+                    f"is not in the space (tiers: {list(self.dims['tier'].choices)})"
+                )
+            if key not in self.dims:
+                close = difflib.get_close_matches(str(key), list(self.dims), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise SpaceError(
+                    f"space {self.name}: override fixed.{key}: unknown parameter{hint}; "
+                    f"parameters: {', '.join(self.dims)}"
+                )
+            dim = self.dims[key]
+            try:
+                self.dims[key] = dim.narrowed(value)
+            except TrialValueError as exc:
+                raise SpaceError(f"space {self.name}: override fixed.{key}: {exc}") from None
+        for key in fixed:
+            tier = self.dims[key].tier
+            if tier is not None and tier not in self.dims["tier"].choices:
+                raise SpaceError(
+                    f"space {self.name}: override fixed.{key}: belongs to tier {tier!r}, which "
+                    f"is not in the space (tiers: {list(self.dims['tier'].choices)})"
+                )
+
+    # -- the define-by-run function -----------------------------------------------------------
+    def sample(self, trial: Any) -> ArchSpec:
+        """Suggest the parameters on ``trial`` (tier first) and build the ArchSpec."""
+        tier = self.dims["tier"].suggest(trial)
+        widths = self.widths[tier]
+        outs = widths.stages + widths.neck
+        stages = []
+        for pos, out in zip(POSITIONS, outs, strict=True):
+            kind = self.dims[f"{pos}_kind"].suggest(trial)
+            depth = self.dims[f"{pos}_depth"].suggest(trial)
+            hidden = self.dims[f"{pos}_hidden_t_{tier}"].suggest(trial)
+            stages.append(StageSpec(out_channels=out, depth=depth, hidden=hidden, kind=kind))
+        backbone = BackboneSpec(widths.stem, tuple(stages[:4]), widths.spp, SPP_KERNELS)
+        neck = NeckSpec(*stages[4:])
+        return self._make_arch(backbone, neck, self._sample_head(trial))
+
+    # -- reference points, inverse, description -----------------------------------------------
+    def params_of(self, spec: ArchSpec) -> dict[str, Any] | None:
+        """The parameters that replay to ``spec``, or None when ``spec`` is not in the space."""
+        if not isinstance(spec, ArchSpec) or spec.task != self.task:
+            return None
+        macro = MacroWidths.of(spec)
+        tier = next((t for t, w in self.widths.items() if w == macro), None)
+        if tier is None:
+            return None
+        params: dict[str, Any] = {"tier": tier}
+        b, n = spec.backbone, spec.neck
+        for pos, st in zip(POSITIONS, (*b.stages, n.up1, n.up2, n.down1, n.down2), strict=True):
+            params[f"{pos}_kind"] = st.kind
+            params[f"{pos}_depth"] = st.depth
+            params[f"{pos}_hidden_t_{tier}"] = st.hidden
+        head = self._head_params(spec.head)
+        if head is None:
+            return None
+        params.update(head)
+        try:
+            replayed = self.replay(params)
+        except SpaceError:
+            return None
+        return params if replayed == spec else None
+
+    def reference_points(self) -> dict[str, dict[str, Any]]:
+        """``{released model name: params}`` for each released model inside this space."""
+        points = {}
+        for name in self.REFERENCES:
+            params = self.params_of(self._reference_spec(name))
+            if params is not None:
+                points[name] = params
+        return points
+
+    def param_names(self) -> list[str]:
+        """Every parameter name a trial may suggest (all tiers), in suggestion order."""
+        return list(self.dims)
+
+    def size_per_tier(self) -> dict[str, int]:
+        """Number of distinct architectures (arch_ids) per tier."""
+        sizes = {}
+        for t in self.dims["tier"].choices:
+            active = [d for d in self.dims.values() if d.name != "tier" and d.tier in (None, t)]
+            sizes[t] = math.prod(len(d.values()) for d in active)
+        return sizes
+
+    def size(self) -> int:
+        """Number of distinct architectures in the space (exact; each parameter set gives a
+        different ArchSpec)."""
+        return sum(self.size_per_tier().values())
+
+    def describe(self) -> dict[str, Any]:
+        """Dimensions with their choices and conditions, tier widths, exact size."""
+        size = self.size()
+        tiers = self.dims["tier"].choices
+        return {
+            "name": self.name,
+            "task": self.task,
+            "overrides": dict(self.overrides),
+            "size": size,
+            "log10_size": round(math.log10(size), 2),
+            "size_per_tier": self.size_per_tier(),
+            "num_parameters": len(self.dims),
+            "dimensions": [d.to_dict() for d in self.dims.values()],
+            "conditional": {
+                "on": "tier",
+                "params": {t: [d.name for d in self.dims.values() if d.tier == t] for t in tiers},
+            },
+            "tiers": {t: dataclasses.asdict(self.widths[t]) for t in tiers},
+            "reference_points": list(self.reference_points()),
+        }
+
+
+__all__ = [
+    "DEPTHS",
+    "HEAD_WIDTHS",
+    "HIDDEN",
+    "KINDS",
+    "POSITIONS",
+    "TIERS",
+    "Dim",
+    "MacroWidths",
+    "YoloNasSpace",
+    "scale_channels",
+    "scale_choices",
+    "scale_spec",
+]
