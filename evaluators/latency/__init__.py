@@ -1,0 +1,48 @@
+"""Latency on the target device: measurement, backends, telemetry, cache, lock, predictor.
+
+Example:
+    >>> from evaluators.latency import measure_latency
+    >>> from models.presets import get_preset
+    >>> r = measure_latency(get_preset("yolo_nas_tiny"), image_size=64, warmup=1, iters=5)
+    >>> r.median_ms > 0 and r.device_name != ""
+    True
+
+See docs/latency.md for the user guide.
+"""
+
+from __future__ import annotations
+
+from evaluators.latency.backends import BACKENDS, PRECISIONS, SUPPORT, check_support
+from evaluators.latency.cache import LatencyCache, cache_key
+from evaluators.latency.decompose import Block, spec_blocks
+from evaluators.latency.lock import default_lock_dir, device_lock
+from evaluators.latency.measure import measure_latency, measurement_count, prepare_model
+from evaluators.latency.predictor import CalibrationReport, LatencyTable, kendall_tau
+from evaluators.latency.result import LatencyError, LatencyResult
+from evaluators.latency.target import check_target
+from evaluators.latency.telemetry import cpu_name, device_name, library_versions
+
+__all__ = [
+    "BACKENDS",
+    "Block",
+    "CalibrationReport",
+    "LatencyCache",
+    "LatencyError",
+    "LatencyResult",
+    "LatencyTable",
+    "PRECISIONS",
+    "SUPPORT",
+    "cache_key",
+    "check_support",
+    "check_target",
+    "cpu_name",
+    "default_lock_dir",
+    "device_lock",
+    "device_name",
+    "kendall_tau",
+    "library_versions",
+    "measure_latency",
+    "measurement_count",
+    "prepare_model",
+    "spec_blocks",
+]

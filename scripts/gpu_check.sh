@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# One command for a machine with an NVIDIA GPU: the `cuda` latency tests, then the table of
+# fused-preset latencies (7 released presets, 640x640, batch 1, fp16, torch and
+# torch-cudagraph, with SM clock and temperature) and the predictor's calibration report.
+#
+# Needs python3 with torch (CUDA build), numpy, pyyaml, pytest; nvidia-ml-py for telemetry;
+# onnxruntime optional. No Ray, Optuna or pycocotools, no install, no network.
+# Run from anywhere:  scripts/gpu_check.sh        (results also under $OUT when it is set)
+# Budget: about 5 minutes on an H100 (tests <= 150 s, table + predictor <= 240 s).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export OPENNAC_LOCK_DIR="${OPENNAC_LOCK_DIR:-$(mktemp -d /tmp/opennac-locks.XXXXXX)}"
+PY="${PYTHON:-python3}"
+OUT_DIR="${OUT:-}"
+status=0
+
+echo "== machine"
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,temperature.gpu,power.limit \
+    --format=csv 2>/dev/null || echo "nvidia-smi not available"
+"$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, \
+'gpu', torch.cuda.is_available() and torch.cuda.get_device_name())"
+
+echo "== cuda tests (tests/latency, -m cuda)"
+if [ -n "$OUT_DIR" ]; then mkdir -p "$OUT_DIR"; fi
+timeout 150 "$PY" -m pytest -m cuda tests/latency -q -p no:cacheprovider -rs \
+    ${OUT_DIR:+--junitxml "$OUT_DIR/cuda_tests.xml"} || status=1
+
+echo "== fused-preset latency table and predictor calibration"
+timeout 240 "$PY" benchmarks/gpu_latency.py --device cuda --precision fp16 \
+    --backends torch,torch-cudagraph --image-size 640 --warmup 20 --iters 100 \
+    --table-samples 6 --calib-samples 8 --table-iters 30 --budget-s 150 \
+    ${OUT_DIR:+--out "$OUT_DIR"} || status=1
+
+echo "== done (status $status)"
+exit $status
