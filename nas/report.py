@@ -1,0 +1,392 @@
+"""Reports on one or more run directories: front table, variants, figures and ``report.md``.
+
+`build_report` writes into ``out_dir``:
+
+- ``front.csv``: the Pareto front(s), one row per front member, with a ``run`` column;
+- ``pareto.png`` and ``pareto.html``: the fronts (and released models measured in the runs);
+- ``report.md``: per run the settings, fidelity, latency device, trial counts, hypervolume,
+  the front and the best trial per variant against its reference model.
+
+Example:
+    >>> from nas.report import build_report                      # doctest: +SKIP
+    >>> report = build_report(["runs/a", "runs/b"], "reports/ab")  # doctest: +SKIP
+    >>> print(report.text)                                        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from nas.pareto import (
+    DEFAULT_OBJECTIVES,
+    common_reference_point,
+    hypervolume,
+    pareto_front,
+)
+from nas.results import load_run, read_experiment
+
+# Columns of front.csv and of the printed front table (those present).
+FRONT_COLUMNS = (
+    "run", "number", "arch_id", "ap", "latency_ms", "ap50", "box_ap", "params", "gflops",
+    "epochs", "image_size", "reference", "arch_file",
+)  # fmt: skip
+
+
+@dataclass
+class RunSummary:
+    """One run as the report sees it."""
+
+    name: str
+    run_dir: Path
+    info: dict[str, Any]
+    experiment: dict[str, Any]
+    trials: pd.DataFrame
+    front: pd.DataFrame
+    hv_reference: dict[str, float] | None
+    hypervolume: float | None
+    variants: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    """What `build_report` produced: the runs, the files written and the printable text."""
+
+    runs: list[RunSummary]
+    out_dir: Path
+    files: dict[str, Path]
+    common_reference: dict[str, float] | None
+    common_hypervolume: dict[str, float]
+    text: str
+
+
+def build_report(
+    run_dirs: Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    references: Mapping[str, tuple[float, float]] | None = None,
+) -> Report:
+    """Summarise ``run_dirs`` into ``out_dir`` (created); see the module doc.
+
+    ``references``: extra labelled points ``{name: (latency_ms, ap)}`` for the figures (e.g.
+    published numbers measured on the same device).
+    """
+    from nas.plots import plot_fronts
+
+    if not run_dirs:
+        raise ValueError("build_report: no run directories given")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    objectives = dict(DEFAULT_OBJECTIVES)
+    runs: list[RunSummary] = []
+    names: set[str] = set()
+    for run_dir in run_dirs:
+        summary = summarize_run(run_dir, objectives)
+        base, i = summary.name, 2
+        while summary.name in names:
+            summary.name = f"{base}-{i}"
+            i += 1
+        names.add(summary.name)
+        runs.append(summary)
+    refs = [r.hv_reference for r in runs if r.hv_reference]
+    common = common_reference_point(refs, objectives) if len(runs) > 1 and refs else None
+    common_hv: dict[str, float] = {}
+    if common is not None:
+        for r in runs:
+            common_hv[r.name] = hypervolume(r.trials, objectives, common)
+
+    files: dict[str, Path] = {}
+    fronts = [r.front.assign(run=r.name) for r in runs if len(r.front)]
+    front_csv = out / "front.csv"
+    table = pd.concat(fronts, ignore_index=True) if fronts else pd.DataFrame(columns=["run"])
+    table[[c for c in FRONT_COLUMNS if c in table.columns]].to_csv(front_csv, index=False)
+    files["front.csv"] = front_csv
+    frames = {r.name: r.trials for r in runs}
+    if any(len(r.front) for r in runs):
+        for suffix in ("png", "html"):
+            path = out / f"pareto.{suffix}"
+            plot_fronts(frames, references, path)
+            files[f"pareto.{suffix}"] = path
+    md = out / "report.md"
+    md.write_text(_markdown(runs, common, common_hv, files))
+    files["report.md"] = md
+    return Report(runs, out, files, common, common_hv, _text(runs, common, common_hv))
+
+
+def summarize_run(
+    run_dir: str | os.PathLike[str], objectives: Mapping[str, str] | None = None
+) -> RunSummary:
+    """Load a run and compute its front, hypervolume (own reference point) and variants."""
+    objectives = dict(objectives or DEFAULT_OBJECTIVES)
+    df = load_run(run_dir)
+    path = Path(run_dir)
+    ref = df.attrs.get("hv_reference")
+    front = pareto_front(df, objectives)
+    hv = hypervolume(df, objectives, ref) if ref else None
+    summary = RunSummary(
+        name=str(df.attrs.get("run") or path.name),
+        run_dir=path,
+        info=dict(df.attrs.get("run_info") or {}),
+        experiment=read_experiment(path),
+        trials=df,
+        front=front,
+        hv_reference=ref,
+        hypervolume=hv,
+    )
+    summary.variants = _variants(path, df)
+    return summary
+
+
+# --------------------------------------------------------------------------- variants
+
+
+def _variants(run_dir: Path, df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Each ``variants/<name>.yaml`` with its trial and its reference model's trial."""
+    from models.archfile import ArchFileError, load_arch_record
+
+    folder = run_dir / "variants"
+    if not folder.is_dir():
+        return []
+    order = {"n": 0, "s": 1, "m": 2, "l": 3}
+    out = []
+    for path in sorted(folder.glob("*.yaml"), key=lambda p: (order.get(p.stem, 9), p.stem)):
+        try:
+            record = load_arch_record(path)
+        except ArchFileError as exc:
+            out.append({"variant": path.stem, "error": str(exc)})
+            continue
+        metrics, prov = record.metrics, record.provenance
+        row = _row_of(df, prov.get("trial"), record.spec.arch_id)
+        ref_name = metrics.get("reference") or _reference_for(df, path.stem)
+        ref_row = _reference_row(df, ref_name)
+        item = {
+            "variant": path.stem,
+            "file": str(path),
+            "trial": prov.get("trial"),
+            "arch_id": record.spec.arch_id[:12],
+            "ap": _num(row.get("ap") if row is not None else metrics.get("ap")),
+            "latency_ms": _num(
+                row.get("latency_ms") if row is not None else metrics.get("latency_ms")
+            ),
+            "budget_ms": _num(metrics.get("budget_ms")),
+            "reference": ref_name,
+            "reference_trial": None if ref_row is None else int(ref_row["number"]),
+            "reference_ap": _num(
+                ref_row["ap"] if ref_row is not None else metrics.get("reference_ap")
+            ),
+            "reference_latency_ms": _num(
+                ref_row["latency_ms"]
+                if ref_row is not None
+                else metrics.get("reference_latency_ms")
+            ),
+        }
+        out.append(item)
+    return out
+
+
+def _row_of(df: pd.DataFrame, trial: Any, arch_id: str) -> pd.Series | None:
+    if trial is not None and "number" in df.columns:
+        rows = df[df["number"] == int(trial)]
+        if len(rows):
+            return rows.iloc[0]
+    rows = df[(df["arch_id"] == arch_id) & (df["status"] == "COMPLETE")]
+    return rows.iloc[0] if len(rows) else None
+
+
+def _reference_for(df: pd.DataFrame, variant: str) -> str | None:
+    names = sorted({str(r) for r in df["reference"].dropna()}) if "reference" in df else []
+    match = [n for n in names if n.rsplit("_", 1)[-1] == variant]
+    return match[0] if match else None
+
+
+def _reference_row(df: pd.DataFrame, name: str | None) -> pd.Series | None:
+    if not name or "reference" not in df.columns:
+        return None
+    rows = df[(df["reference"] == name) & (df["status"] == "COMPLETE") & df["ap"].notna()]
+    if "full_fidelity" in rows.columns:
+        full = rows[rows["full_fidelity"].fillna(False).astype(bool)]
+        rows = full if len(full) else rows
+    return rows.iloc[0] if len(rows) else None
+
+
+# --------------------------------------------------------------------------- text
+
+
+def _markdown(
+    runs: list[RunSummary],
+    common: dict[str, float] | None,
+    common_hv: dict[str, float],
+    files: Mapping[str, Path],
+) -> str:
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    lines = [f"# OpenNAC report: {', '.join(r.name for r in runs)}", "", f"Generated {now}.", ""]
+    if "pareto.png" in files:
+        lines += ["![Pareto fronts](pareto.png)", "", "Interactive: [pareto.html](pareto.html). "
+                  "Front members: [front.csv](front.csv).", ""]  # fmt: skip
+    else:
+        lines += ["No run has a valid trial yet (complete, full fidelity, feasible).", ""]
+    if common is not None:
+        lines += [
+            "## Hypervolume on a common reference point",
+            "",
+            f"Reference point (the worst of the runs' points): {_point(common)}.",
+            "",
+            "| run | hypervolume |",
+            "|---|---|",
+        ]
+        lines += [f"| {name} | {hv:.6g} |" for name, hv in common_hv.items()]
+        lines.append("")
+    for r in runs:
+        lines += _run_markdown(r)
+    return "\n".join(lines) + "\n"
+
+
+def _run_markdown(r: RunSummary) -> list[str]:
+    exp, df = r.experiment, r.trials
+    fid = exp.get("fidelity") or {}
+    lat = exp.get("latency") or {}
+    space = exp.get("space") or {}
+    overrides = {k: v for k, v in space.items() if k != "name" and v not in (None, {}, [])}
+    counts = df["status"].value_counts().to_dict() if len(df) else {}
+    devices = sorted({str(d) for d in df["lat_device"].dropna()}) if "lat_device" in df else []
+    lines = [f"## Run {r.name}", ""]
+    lines += [
+        f"- directory: `{r.run_dir}`",
+        f"- status: {r.info.get('status', 'unknown')}; created {r.info.get('created', '?')}; "
+        f"code {r.info.get('code_version', '?')}",
+        f"- task: {exp.get('task', '?')}; space: {space.get('name', '?')}"
+        + (f" {overrides}" if overrides else ""),
+        f"- sampler: {(exp.get('sampler') or {}).get('type', '?')}; scheduler: "
+        f"{(exp.get('scheduler') or {}).get('type', '?')}; budget: "
+        f"{(exp.get('budget') or {}).get('trials', '?')} trials",
+        f"- trials: {len(df)} (" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")",
+        f"- fidelity: {fid.get('epochs', '?')} epochs at {fid.get('image_size', '?')} px, "
+        f"{_opt(fid.get('train_images'), 'all')} train / {_opt(fid.get('val_images'), 'all')} "
+        f"val images, seed {fid.get('seed', '?')}",
+        f"- latency: target {lat.get('target', '?')}, measured on "
+        f"{', '.join(devices) or lat.get('device', '?')} ({lat.get('backend', '?')}, "
+        f"{lat.get('precision', '?')}, batch {lat.get('batch', '?')}, "
+        f"{lat.get('image_size', '?')} px), fused model",
+    ]
+    if r.hypervolume is not None:
+        lines.append(
+            f"- hypervolume: {r.hypervolume:.6g} (reference point {_point(r.hv_reference)}, "
+            "saved in run.json)"
+        )
+    else:
+        lines.append("- hypervolume: none (no valid trial)")
+    lines += ["", f"### Front ({len(r.front)} trials)", ""]
+    lines += _md_table(_front_table(r.front)) if len(r.front) else ["(empty)"]
+    lines += ["", "### Variants (best trial within each budget vs its reference model)", ""]
+    if r.variants:
+        lines += _md_table(_variant_table(r.variants))
+    else:
+        lines.append("(no variants written)")
+    lines.append("")
+    return lines
+
+
+def _text(
+    runs: list[RunSummary], common: dict[str, float] | None, common_hv: dict[str, float]
+) -> str:
+    parts = []
+    for r in runs:
+        hv = "n/a" if r.hypervolume is None else f"{r.hypervolume:.6g}"
+        parts.append(f"run {r.name}: {len(r.trials)} trials, {len(r.front)} on the front, "
+                     f"hypervolume {hv}")  # fmt: skip
+        if len(r.front):
+            parts.append(_front_table(r.front).to_string(index=False))
+        if r.variants:
+            parts.append("variants:")
+            parts.append(_variant_table(r.variants).to_string(index=False))
+        parts.append("")
+    if common is not None:
+        parts.append(f"common reference point {_point(common)}: "
+                     + ", ".join(f"{k} {v:.6g}" for k, v in common_hv.items()))  # fmt: skip
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def _front_table(front: pd.DataFrame) -> pd.DataFrame:
+    cols = [c for c in ("number", "ap", "latency_ms", "params", "gflops", "reference")
+            if c in front.columns and front[c].notna().any()]  # fmt: skip
+    table = front[cols].copy()
+    if "params" in table.columns:
+        table["params"] = table["params"].map(lambda v: f"{v / 1e6:.3g}M" if v == v else "-")
+    if "arch_id" in front.columns:
+        table.insert(1, "arch_id", front["arch_id"].map(lambda s: (s or "")[:12]))
+    return table.rename(columns={"number": "trial"})
+
+
+def _variant_table(variants: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = []
+    for v in variants:
+        if "error" in v:
+            rows.append({"variant": v["variant"], "trial": "error: " + v["error"]})
+            continue
+        rows.append({
+            "variant": v["variant"],
+            "trial": v["trial"],
+            "arch_id": v["arch_id"],
+            "ap": _fmt(v["ap"]),
+            "latency_ms": _fmt(v["latency_ms"]),
+            "budget_ms": _fmt(v["budget_ms"]),
+            "reference": v["reference"] or "-",
+            "ref_ap": _fmt(v["reference_ap"]),
+            "ref_latency_ms": _fmt(v["reference_latency_ms"]),
+            "d_ap": _fmt(_diff(v["ap"], v["reference_ap"]), signed=True),
+            "speedup": _fmt(_ratio(v["reference_latency_ms"], v["latency_ms"]), suffix="x"),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _md_table(df: pd.DataFrame) -> list[str]:
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    rule = "|" + "---|" * len(df.columns)
+    body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return [head, rule, *body]
+
+
+def _cell(value: Any) -> str:
+    if value is None or value is pd.NA:
+        return "-"
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def _fmt(value: float | None, signed: bool = False, suffix: str = "") -> str:
+    if value is None:
+        return "-"
+    return (f"{value:+.4g}" if signed else f"{value:.4g}") + suffix
+
+
+def _num(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def _opt(value: Any, default: str) -> str:
+    return default if value is None else str(value)
+
+
+def _point(point: Mapping[str, float] | None) -> str:
+    if not point:
+        return "-"
+    return "(" + ", ".join(f"{k} {v:.4g}" for k, v in point.items()) + ")"
