@@ -13,6 +13,9 @@ from models.archfile import (
     load_arch_record,
     save_arch,
 )
+from models.build import YoloNAS, build_model, fuse
+from models.complexity import Complexity, complexity
+from models.export import export_onnx
 from models.presets import get_preset, list_presets, preset_name
 from models.spec import (
     ArchSpec,
@@ -28,12 +31,18 @@ __all__ = [
     "ArchFileError",
     "ArchRecord",
     "ArchSpec",
+    "Complexity",
     "BackboneSpec",
     "DetectionHeadSpec",
     "NeckSpec",
     "PoseHeadSpec",
     "SpecError",
     "StageSpec",
+    "YoloNAS",
+    "build_model",
+    "complexity",
+    "export_onnx",
+    "fuse",
     "get_preset",
     "list_presets",
     "load_arch",

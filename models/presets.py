@@ -32,7 +32,9 @@ def _st(out: int, depth: int, hidden: int, qci: bool = False) -> StageSpec:
 
 # Backbones: stem, stage1..4 (out/depth/hidden/intermediate concat), SPP out.
 _BACKBONES = {
-    "s": BackboneSpec(48, (_st(96, 2, 32), _st(192, 3, 64), _st(384, 5, 96), _st(768, 2, 192)), 768),
+    "s": BackboneSpec(
+        48, (_st(96, 2, 32), _st(192, 3, 64), _st(384, 5, 96), _st(768, 2, 192)), 768
+    ),
     "m": BackboneSpec(
         48,
         (_st(96, 2, 64, True), _st(192, 3, 128, True), _st(384, 5, 256, True), _st(768, 2, 384)),
@@ -64,12 +66,12 @@ _NECKS = {
 }
 
 
-def _detection(size: str, width: float, num_classes: int = 80) -> ArchSpec:
+def _detection(size: str, width: float, num_classes: int = 80, **head: object) -> ArchSpec:
     return ArchSpec(
         task="detection",
         backbone=_BACKBONES[size],
         neck=_NECKS[size],
-        head=DetectionHeadSpec(width_mult=width),
+        head=DetectionHeadSpec(width_mult=width, **head),  # type: ignore[arg-type]
         num_classes=num_classes,
     )
 
@@ -94,9 +96,15 @@ _PRESETS: dict[str, ArchSpec] = {
     "yolo_nas_pose_m": _pose("m", 0.75),
     "yolo_nas_pose_l": _pose("l", 1.0),
     # Tiny models (a few hundred thousand parameters) for tests and CPU demos.
-    "yolo_nas_tiny": _detection("tiny", 0.25, num_classes=4),
+    # Head widths 32/32/64 keep them near 0.4M parameters.
+    "yolo_nas_tiny": _detection("tiny", 0.25, num_classes=4, inter=(128, 128, 256)),
     "yolo_nas_pose_tiny": _pose(
-        "tiny", 0.25, bbox_blocks=(1, 1, 1), pose_blocks=(1, 1, 1), pose_inter=(128, 256, 256)
+        "tiny",
+        0.25,
+        bbox_inter=(128, 128, 256),
+        pose_inter=(128, 128, 256),
+        bbox_blocks=(1, 1, 1),
+        pose_blocks=(1, 1, 1),
     ),
 }
 

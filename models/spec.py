@@ -163,7 +163,7 @@ class PoseHeadSpec:
     width_mult: float
     bbox_inter: tuple[int, ...] = (128, 256, 512)
     pose_inter: tuple[int, ...] = (128, 512, 512)
-    bbox_blocks: tuple[int, ...] = (2, 2, 2)
+    bbox_blocks: tuple[int, ...] = (1, 1, 1)
     pose_blocks: tuple[int, ...] = (2, 2, 3)
     shared_stem: bool = False  # one 1x1 stem for both paths instead of one each
     reg_max: int = 16
@@ -192,7 +192,7 @@ def _check_width(owner: str, value: Any) -> None:
         raise SpecError(f"{owner}.width_mult: expected a number in (0, 4], got {value!r}")
 
 
-HeadSpec = Union[DetectionHeadSpec, PoseHeadSpec]
+HeadSpec = DetectionHeadSpec | PoseHeadSpec
 
 
 @dataclass(frozen=True)
