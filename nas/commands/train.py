@@ -1,0 +1,125 @@
+"""``opennac train NAME_OR_FILE --data DIR_OR_YAML``: a short training run scored by COCO AP.
+
+Example:
+    $ opennac data synth data/synth_det --task detection --images 64 --image-size 96
+    $ opennac train yolo_nas_tiny --data data/synth_det --epochs 20 --image-size 96 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from nas.cli import CliError
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a preset or architecture file on COCO-format data and report COCO AP",
+        description=(
+            "Train a preset (e.g. yolo_nas_tiny) or a frozen architecture file from scratch on a "
+            "COCO-format data set (a data YAML, or a folder holding data.yaml), evaluating COCO "
+            "AP (pycocotools; OKS AP for pose) after every epoch. Writes OUT/last.pt (checkpoint, "
+            "format opennac-ckpt/1) and OUT/metrics.json."
+        ),
+    )
+    parser.add_argument("arch", metavar="NAME_OR_FILE", help="preset name or architecture file")
+    parser.add_argument("--data", required=True, metavar="DIR_OR_YAML",
+                        help="data YAML or a folder holding data.yaml")
+    parser.add_argument("--epochs", type=int, default=10, metavar="N", help="default 10")
+    parser.add_argument("--image-size", type=int, default=320, metavar="PIXELS",
+                        help="square input size, a multiple of 32 (default 320)")
+    parser.add_argument("--batch", type=int, default=16, metavar="B", help="default 16")
+    parser.add_argument("--train-images", type=_count, default=None, metavar="N",
+                        help="train on N images (or a fraction in (0, 1]); default all")
+    parser.add_argument("--val-images", type=_count, default=None, metavar="N",
+                        help="evaluate on N images (or a fraction in (0, 1]); default all")
+    parser.add_argument("--device", default="cpu", metavar="cpu|cuda",
+                        help="cpu (default), cuda or cuda:N")
+    parser.add_argument("--lr", type=float, default=None, metavar="LR",
+                        help="peak learning rate (default 2e-3)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--threads", type=int, default=1, metavar="N",
+                        help="CPU threads for torch (default 1)")
+    parser.add_argument("--no-augment", action="store_true",
+                        help="switch off the affine, flip and HSV augmentations")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="output folder (default runs/train/<name>)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from OUT/last.pt when it exists")
+    parser.add_argument("--json", action="store_true",
+                        help="print the final metrics as one JSON object (progress to stderr)")
+    parser.set_defaults(func=run)
+
+
+def _count(text: str) -> int | float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count or a fraction, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    if value > 1 or text.isdigit():
+        if value != int(value):
+            raise argparse.ArgumentTypeError(f"expected a whole count above 1, got {text!r}")
+        return int(value)
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from evaluators.checkpoint import CheckpointError
+    from evaluators.data import DataError, load_data_config
+    from evaluators.trainer import TrainConfig, TrainingDiverged, train_candidate
+    from nas.commands._common import print_json, resolve_arch
+
+    spec, name = resolve_arch(args.arch)
+    try:
+        data = load_data_config(args.data, spec.task)
+    except DataError as exc:
+        raise CliError(str(exc)) from None
+    options: dict[str, Any] = {
+        "epochs": args.epochs, "image_size": args.image_size, "batch": args.batch,
+        "train_images": args.train_images, "val_images": args.val_images,
+        "device": args.device, "seed": args.seed, "num_threads": args.threads,
+    }  # fmt: skip
+    if args.lr is not None:
+        options["lr"] = args.lr
+    if args.no_augment:
+        options.update(affine=False, flip=False, hsv=False, mosaic=False, rot90=False)
+    try:
+        cfg = TrainConfig(**options)
+    except ValueError as exc:
+        raise CliError(f"--{str(exc).split(':')[0].replace('_', '-')}: "
+                       f"{str(exc).split(':', 1)[-1].strip()}") from None
+    out = Path(args.out) if args.out else Path("runs") / "train" / name
+    log = sys.stderr if args.json else sys.stdout
+    print(f"training {name} ({spec.task}, {spec.short_id}) on {data.source} for {cfg.epochs} "
+          f"epochs at {cfg.image_size} px on {cfg.device}; output {out}", file=log, flush=True)
+
+    def progress(epoch: int, m: dict[str, Any]) -> None:
+        extra = f"  box_ap {m['box_ap']:.4f}" if "box_ap" in m else ""
+        print(f"epoch {epoch:>3}/{cfg.epochs}  loss {m.get('loss', float('nan')):.4f}  "
+              f"ap {m['ap']:.4f}  ap50 {m['ap50']:.4f}{extra}  lr {m['lr']:.2e}  "
+              f"{m['wall_s']:.1f}s", file=log, flush=True)
+
+    try:
+        result = train_candidate(spec, data, cfg, callback=progress, out_dir=out,
+                                 resume=args.resume)
+    except (DataError, CheckpointError) as exc:
+        raise CliError(str(exc)) from None
+    except TrainingDiverged as exc:
+        raise CliError(f"{exc} (try a lower --lr)") from None
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    info = {"name": name, **result.to_dict(), "metrics_file": str(out / "metrics.json")}
+    if args.json:
+        print_json(info)
+    else:
+        box = f", box AP {result.box_ap:.4f}" if result.box_ap is not None else ""
+        print(f"done: AP {result.ap:.4f}, AP50 {result.ap50:.4f}{box} after {result.epochs} "
+              f"epochs on {result.train_images} images ({result.wall_s:.1f}s); "
+              f"checkpoint {result.checkpoint}")
+    return 0

@@ -1,0 +1,121 @@
+"""Synthetic COCO-format data: files, COCO structure, keypoint flags, determinism."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from evaluators.data import load_coco, load_data_config
+from evaluators.synth import make_synthetic
+
+
+def _ann(data_yaml: Path, prefix: str, split: str) -> dict:
+    return json.loads((data_yaml.parent / f"annotations/{prefix}_{split}.json").read_text())
+
+
+def test_detection_files_and_structure(det_data: Path) -> None:
+    cfg = load_data_config(det_data, "detection")
+    train = _ann(det_data, "instances", "train")
+    val = _ann(det_data, "instances", "val")
+    assert len(train["images"]) == 12 and len(val["images"]) == 4  # 25% val
+    cat_ids = sorted(c["id"] for c in train["categories"])
+    assert cat_ids == [1, 3, 5, 7]  # not contiguous on purpose
+    used = {a["category_id"] for a in train["annotations"] + val["annotations"]}
+    assert used <= set(cat_ids) and len(used) >= 3
+    ids = [i["id"] for i in train["images"] + val["images"]]
+    assert len(set(ids)) == len(ids)
+    for img in train["images"]:
+        path = cfg.train_images / img["file_name"]
+        with Image.open(path) as im:  # real JPEGs of the declared size
+            assert im.format == "JPEG"
+            assert im.size == (img["width"], img["height"])
+            assert max(im.size) == 64
+    for a in train["annotations"]:
+        x, y, w, h = a["bbox"]
+        assert w > 0 and h > 0 and 0 < a["area"] <= w * h + 1e-6
+        assert a["iscrowd"] == 0
+    load_coco(cfg.train_annotations)  # pycocotools indexes it
+
+
+def test_boxes_enclose_the_coloured_shapes(det_data: Path) -> None:
+    """Pixels inside a box are mostly the class colour; a ring just outside is not."""
+    from evaluators.synth import SHAPE_CLASSES
+
+    colours = {cid: np.array(rgb) for cid, _, rgb in SHAPE_CLASSES}
+    train = _ann(det_data, "instances", "train")
+    files = {i["id"]: i["file_name"] for i in train["images"]}
+    checked = 0
+    for a in train["annotations"]:
+        img = np.asarray(Image.open(det_data.parent / "images/train" / files[a["image_id"]]))
+        x, y, w, h = (int(round(v)) for v in a["bbox"])
+        inside = img[y : y + h, x : x + w].reshape(-1, 3).astype(float)
+        near = np.linalg.norm(inside - colours[a["category_id"]], axis=1) < 60
+        fill = a["area"] / (w * h)  # share of the box the shape covers
+        assert near.mean() > 0.5 * fill, a
+        # A 2-pixel ring around the box holds (almost) none of the colour: the box is tight.
+        x0, y0 = max(0, x - 2), max(0, y - 2)
+        ring = img[y0 : y + h + 2, x0 : x + w + 2].astype(float)
+        ring_near = np.linalg.norm(ring - colours[a["category_id"]], axis=2) < 60
+        ring_near[y - y0 : y - y0 + h, x - x0 : x - x0 + w] = False
+        assert ring_near.sum() <= 0.1 * near.sum() + 2, a
+        checked += 1
+    assert checked >= 10
+
+
+def test_pose_keypoints(pose_data: Path) -> None:
+    train = _ann(pose_data, "person_keypoints", "train")
+    val = _ann(pose_data, "person_keypoints", "val")
+    cat = train["categories"][0]
+    assert len(cat["keypoints"]) == 17 and cat["name"] == "person"
+    anns = train["annotations"] + val["annotations"]
+    per_image: dict[int, int] = {}
+    flags: set[int] = set()
+    for a in anns:
+        kp = np.asarray(a["keypoints"]).reshape(17, 3)
+        flags |= set(kp[:, 2].astype(int).tolist())
+        assert a["num_keypoints"] == int((kp[:, 2] > 0).sum())
+        assert (kp[kp[:, 2] == 0, :2] == 0).all()  # unlabelled: x = y = 0
+        x, y, w, h = a["bbox"]
+        lab = kp[kp[:, 2] > 0]
+        assert (lab[:, 0] >= x - 2).all() and (lab[:, 0] <= x + w + 2).all()
+        assert a["area"] > 0 and a["iscrowd"] == 0
+        # Facing the camera: the person's left shoulder is on the image's right.
+        if kp[5, 2] and kp[6, 2]:
+            assert kp[5, 0] > kp[6, 0]
+        per_image[a["image_id"]] = per_image.get(a["image_id"], 0) + 1
+    assert flags == {0, 1, 2}  # unlabelled, occluded and visible joints all occur
+    assert set(per_image.values()) <= {1, 2, 3} and max(per_image.values()) >= 2
+
+
+def test_same_seed_same_files_other_seed_differs(tmp_path: Path) -> None:
+    a = make_synthetic(tmp_path / "a", "pose", 6, 64, seed=3)
+    b = make_synthetic(tmp_path / "b", "pose", 6, 64, seed=3)
+    c = make_synthetic(tmp_path / "c", "pose", 6, 64, seed=4)
+    ja = (a.parent / "annotations/person_keypoints_train.json").read_text()
+    assert ja == (b.parent / "annotations/person_keypoints_train.json").read_text()
+    assert ja != (c.parent / "annotations/person_keypoints_train.json").read_text()
+    img = "images/train/000001.jpg"
+    assert (a.parent / img).read_bytes() == (b.parent / img).read_bytes()
+    # Same arguments again: the existing set is reused, not rewritten.
+    mtime = (a.parent / img).stat().st_mtime_ns
+    assert make_synthetic(tmp_path / "a", "pose", 6, 64, seed=3) == a
+    assert (a.parent / img).stat().st_mtime_ns == mtime
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"task": "segmentation"}, "task"),
+        ({"images": 1}, "images"),
+        ({"image_size": 16}, "image_size"),
+        ({"val_fraction": 1.5}, "val_fraction"),
+    ],
+)
+def test_bad_arguments(tmp_path: Path, kwargs: dict, match: str) -> None:
+    args = {"task": "detection", "images": 4, "image_size": 64, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        make_synthetic(tmp_path, **args)
