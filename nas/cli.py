@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         print(f"opennac {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `opennac describe ... | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"opennac {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -54,6 +54,7 @@ def describe_dict(spec: Any, name: str, image_size: int) -> dict[str, Any]:
         "image_size": image_size,
         "params": cost.params,
         "fused_params": cost.fused_params,
+        "released_form_params": cost.released_form_params,
         "gmacs": cost.gmacs,
         "gflops": cost.gflops,
         "stages": [],
@@ -80,10 +81,13 @@ def describe_dict(spec: Any, name: str, image_size: int) -> dict[str, Any]:
 
 def _table(info: dict[str, Any]) -> str:
     lines = [
-        f"{info['name']}  ({info['task']}, {info['num_classes']} classes"
+        f"{info['name']}  ({info['task']}, {info['num_classes']} "
+        + ("class" if info["num_classes"] == 1 else "classes")
         + (f", {info['num_keypoints']} keypoints)" if info["task"] == "pose" else ")"),
         f"arch_id       {info['arch_id']}",
         f"params        {info['params']:,} (training form)",
+        f"              {info['released_form_params']:,} as super-gradients counts it "
+        "(its QARepVGG blocks also hold an unused fused conv)",
         f"fused params  {info['fused_params']:,}",
         f"GFLOPs        {info['gflops']:.2f} at {info['image_size']}x{info['image_size']} "
         f"(= 2 x {info['gmacs']:.2f} GMACs, fused model, batch 1)",

@@ -57,6 +57,7 @@ def test_released_models_match_published_sizes(name: str) -> None:
         b.conv3.weight.numel() + b.out_ch for b in model.modules() if isinstance(b, QARepVGG)
     )
     assert (params + extra) / 1e6 == pytest.approx(PUBLISHED_M[name], rel=0.005)
+    assert complexity(get_preset(name), 64).released_form_params == params + extra
 
 
 def test_macs_by_hand_and_scaling() -> None:
