@@ -1,0 +1,96 @@
+"""Search benchmark: the quickstart's wall time, where the time goes, and 1 vs 2 concurrent trials.
+
+Runs real sweeps (local Ray, real training and latency) in a temporary folder:
+
+1. the quickstart experiment as shipped: wall time (Ray start-up included), and the share of
+   the trial slots (wall x concurrency) not spent in training or latency measurement, i.e. the
+   framework's overhead (Ray, Optuna, files, model build, data loading set-up), per trial;
+2. the same experiment cut to ``--trials`` trials, run with concurrency 1 and then 2:
+   throughput in trials per minute.
+
+    .venv/bin/python benchmarks/search.py [--trials 6] [--skip-quickstart] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(exp: dict[str, Any], out: Path) -> dict[str, Any]:
+    """One sweep; its wall time and where the trial slots' time went."""
+    import pandas as pd
+
+    from nas.search import run_search
+
+    load0 = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    run_dir = run_search(exp, output=out, progress=False)
+    wall = time.perf_counter() - t0
+    load1 = os.getloadavg()[0]
+    df = pd.read_parquet(run_dir / "trials.parquet")
+    conc = exp["budget"]["concurrency"]
+    train = float(df["train_s"].fillna(0).sum())
+    lat = float(df["latency_s"].fillna(0).sum())
+    trial_wall = float(df["wall_s"].fillna(0).sum())
+    n = len(df)
+    capacity = wall * conc
+    return {
+        "trials": n,
+        "concurrency": conc,
+        "wall_s": round(wall, 1),
+        "train_s": round(train, 1),
+        "latency_s": round(lat, 1),
+        "outside_share": round(1 - (train + lat) / capacity, 3),
+        "overhead_per_trial_s": round((capacity - train - lat) / n, 2),
+        "in_trial_overhead_s": round((trial_wall - train - lat) / n, 2),
+        "trials_per_min": round(60 * n / wall, 2),
+        "loadavg_1m": f"{load0:.1f}->{load1:.1f}",  # other work on the machine skews timings
+        "statuses": df["status"].value_counts().to_dict(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--trials", type=int, default=6, help="trials of the 1-vs-2 comparison")
+    p.add_argument("--skip-quickstart", action="store_true")
+    p.add_argument("--json", default=None, help="also write the results here")
+    args = p.parse_args(argv)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} before the runs")
+    base = yaml.safe_load((ROOT / "experiments" / "quickstart.yaml").read_text())
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="opennac-bench-") as tmp:
+        if not args.skip_quickstart:
+            results["quickstart"] = run(dict(base, name="bench-quickstart"), Path(tmp))
+        for conc in (1, 2):
+            exp = dict(base, name=f"bench-c{conc}", seed_references=False,
+                       budget={"trials": args.trials, "concurrency": conc})
+            results[f"concurrency_{conc}"] = run(exp, Path(tmp))
+    cols = ("trials", "concurrency", "wall_s", "train_s", "latency_s", "outside_share",
+            "overhead_per_trial_s", "in_trial_overhead_s", "trials_per_min", "loadavg_1m")
+    print("| run | " + " | ".join(cols) + " |")
+    print("|---" * (len(cols) + 1) + "|")
+    for name, r in results.items():
+        print(f"| {name} | " + " | ".join(str(r[c]) for c in cols) + " |")
+    if "concurrency_1" in results:
+        speedup = results["concurrency_2"]["trials_per_min"] / results["concurrency_1"][
+            "trials_per_min"]
+        print(f"\nthroughput 2 vs 1 concurrent trials: x{speedup:.2f}")
+        results["speedup_2_vs_1"] = round(speedup, 2)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

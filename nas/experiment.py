@@ -1,0 +1,515 @@
+"""Experiment files: a strict, validated description of one search.
+
+An experiment file is YAML. Every section is a small dataclass; unknown keys, wrong types and
+bad values raise `ExperimentError`, whose message names the file and the key path. Relative
+paths in the file (``data.path``, ``latency.predictor``) are resolved against the file's folder.
+`Experiment.to_dict()` is the resolved form written to ``RUN_DIR/experiment.yaml``; loading it
+again gives an equal experiment.
+
+Example:
+    >>> from nas.experiment import load_experiment
+    >>> exp = load_experiment({"name": "demo", "task": "pose",
+    ...                        "space": {"name": "yolo_nas_pose"},
+    ...                        "data": {"synthetic": {"images": 8}}})
+    >>> exp.budget.trials, exp.objectives
+    (12, {'ap': 'max', 'latency_ms': 'min'})
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+FORMAT = "opennac-experiment/1"
+TASKS = ("detection", "pose")
+SAMPLERS = ("nsga2", "tpe", "gp", "random")
+SCHEDULERS = ("asha", "none")
+# Objective keys and the only direction that makes sense for each.
+OBJECTIVES = {
+    "ap": "max",
+    "ap50": "max",
+    "box_ap": "max",
+    "latency_ms": "min",
+    "params": "min",
+    "gflops": "min",
+}
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class ExperimentError(ValueError):
+    """A bad experiment file: the message names the file and the key."""
+
+
+# -- sections -----------------------------------------------------------------------------------
+@dataclass
+class SpaceConfig:
+    """``space:`` the search space by name; every other key is an override of that space
+    (e.g. ``width_scale``, ``tiers``, ``max_depth``, ``fixed``; see docs/search_spaces.md)."""
+
+    name: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SyntheticData:
+    """``data.synthetic:`` a small COCO-format data set generated into the run directory."""
+
+    images: int = 16  # train + val images
+    image_size: int = 64
+    seed: int = 0
+
+
+@dataclass
+class DataSection:
+    """``data:`` exactly one of ``synthetic`` or ``path`` (a folder with data.yaml, or the
+    YAML itself; see docs/training.md)."""
+
+    synthetic: SyntheticData | None = None
+    path: str | None = None
+
+
+@dataclass
+class Fidelity:
+    """``fidelity:`` how each candidate is trained (the short run that scores it)."""
+
+    epochs: int = 1
+    image_size: int = 64
+    batch: int = 8
+    train_images: int | None = None  # None: all
+    val_images: int | None = None  # None: all
+    seed: int = 0
+    lr: float | None = None  # None: the trainer's default
+
+
+@dataclass
+class LatencySection:
+    """``latency:`` where and how latency is measured (and optionally predicted)."""
+
+    target: str = "cpu"  # device name the latency is meant for ("cpu", "NVIDIA T4", ...)
+    device: str = "cpu"  # "cpu" | "cuda"
+    backend: str = "torch"
+    precision: str = "fp32"
+    batch: int = 1
+    image_size: int = 640
+    allow_device_mismatch: bool = False
+    predictor: str | None = None  # a LatencyTable file: predicted latency checked before measuring
+    warmup: int | None = None  # None: the harness default
+    iters: int | None = None
+    # Measure with no training of this machine running (trainings pause at an epoch boundary);
+    # None: on for device "cpu", off for "cuda" (each trial has its own GPU).
+    exclusive: bool | None = None
+
+
+@dataclass
+class Constraints:
+    """``constraints:`` hard limits, checked before training; violators are never trained."""
+
+    max_latency_ms: float | None = None
+    max_params: float | None = None
+    max_gflops: float | None = None
+
+
+@dataclass
+class SamplerSection:
+    """``sampler:`` the Optuna sampler that proposes architectures."""
+
+    type: str = "nsga2"
+    population: int = 8  # NSGA-II population size
+    seed: int = 0
+
+
+@dataclass
+class SchedulerSection:
+    """``scheduler:`` ``asha`` stops weak candidates early; ``none`` trains every one fully."""
+
+    type: str = "none"
+    grace: int = 1  # epochs before the first cut
+    max_t: int | None = None  # None: fidelity.epochs
+    reduction: float = 3.0
+
+
+@dataclass
+class Budget:
+    """``budget:`` when the search stops (trials and/or wall time) and how many run at once.
+
+    After ``wall_time_s`` no new trial starts; running trials finish."""
+
+    trials: int | None = 12
+    wall_time_s: float | None = None
+    concurrency: int = 1
+
+
+@dataclass
+class Resources:
+    """``resources:`` what one trial reserves on the Ray cluster."""
+
+    cpu: float = 1.0
+    gpu: float = 0.0
+    accelerator_type: str | None = None  # Ray accelerator type, e.g. "T4"
+    custom: dict[str, float] = field(default_factory=dict)  # custom Ray resources, {"t4": 1}
+
+
+@dataclass
+class RaySection:
+    """``ray:`` where the sweep runs. No address: a local Ray with ``num_cpus`` CPUs."""
+
+    address: str | None = None  # "auto", "ray://head:10001", ...
+    storage_path: str | None = None  # Ray Tune storage (dir or URI); default RUN_DIR/ray
+    num_cpus: int | None = None  # local Ray only; default concurrency x resources.cpu
+
+
+@dataclass
+class Variants:
+    """``variants:`` explicit latency budgets (ms) per name, or ``match_references``: each of
+    n/s/m/l gets the measured latency of the released model of that size."""
+
+    budgets: dict[str, float] | None = None
+    match_references: bool = False
+
+
+@dataclass
+class Experiment:
+    """A whole experiment file, validated (see the module docstring)."""
+
+    name: str
+    task: str
+    space: SpaceConfig
+    data: DataSection
+    fidelity: Fidelity = field(default_factory=Fidelity)
+    objectives: dict[str, str] = field(default_factory=lambda: {"ap": "max", "latency_ms": "min"})
+    latency: LatencySection = field(default_factory=LatencySection)
+    constraints: Constraints = field(default_factory=Constraints)
+    sampler: SamplerSection = field(default_factory=SamplerSection)
+    scheduler: SchedulerSection = field(default_factory=SchedulerSection)
+    budget: Budget = field(default_factory=Budget)
+    resources: Resources = field(default_factory=Resources)
+    ray: RaySection = field(default_factory=RaySection)
+    storage: str | None = None  # Optuna storage URL; default sqlite in the run directory
+    seed_references: bool = True
+    variants: Variants = field(default_factory=Variants)
+    format: str = FORMAT
+    source: str | None = field(default=None, compare=False)  # the file it came from
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved experiment (defaults filled in, paths absolute), YAML-ready."""
+        d = dataclasses.asdict(self)
+        d.pop("source")
+        space = d.pop("space")
+        d["space"] = {"name": space["name"], **space["overrides"]}
+        ordered = {"format": d.pop("format"), "name": d.pop("name"), "task": d.pop("task")}
+        ordered["space"] = d.pop("space")
+        ordered.update(d)
+        return ordered
+
+    @property
+    def max_epochs(self) -> int:
+        return self.fidelity.epochs
+
+    def space_object(self) -> Any:
+        """The configured `search_spaces.SearchSpace`."""
+        from search_spaces import get_space
+
+        return get_space(self.space.name, **self.space.overrides)
+
+
+# -- loading ------------------------------------------------------------------------------------
+def load_experiment(source: str | Path | dict[str, Any] | Experiment) -> Experiment:
+    """Load and validate an experiment from a YAML file, a dict, or return an Experiment as is.
+
+    A name without a path (``quickstart``) is looked up in the repository's ``experiments/``.
+    """
+    if isinstance(source, Experiment):
+        return source
+    if isinstance(source, dict):
+        return parse_experiment(source, "<experiment>", base=Path.cwd())
+    path = find_experiment(source)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ExperimentError(f"{path}: not valid YAML ({exc})") from None
+    return parse_experiment(doc, str(path), base=path.parent)
+
+
+def find_experiment(name_or_path: str | Path) -> Path:
+    """A file path, or the name of a shipped experiment (``quickstart``, ``coco_pose``, ...)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = shipped_experiments()
+    stem = path.name[:-5] if path.name.endswith(".yaml") else path.name
+    if path.parent == Path(".") and stem in shipped:
+        return shipped[stem]
+    known = ", ".join(sorted(shipped)) or "none found"
+    raise ExperimentError(f"{path}: no such experiment file (shipped experiments: {known})")
+
+
+def shipped_experiments() -> dict[str, Path]:
+    """``{name: path}`` of the experiment files shipped in the repository's experiments/."""
+    folder = Path(__file__).resolve().parent.parent / "experiments"
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def parse_experiment(doc: Any, source: str, base: Path | None = None) -> Experiment:
+    """Validate a loaded document; ``base`` resolves relative paths (None: leave them)."""
+    if not isinstance(doc, dict):
+        raise ExperimentError(f"{source}: expected a mapping of sections, got {_kind(doc)}")
+    doc = dict(doc)
+    fmt = doc.pop("format", FORMAT)
+    if fmt != FORMAT:
+        raise ExperimentError(f"{source}: format: expected {FORMAT!r}, got {fmt!r}")
+    space = doc.get("space")
+    if isinstance(space, str):
+        doc["space"] = space = {"name": space}
+    if isinstance(space, dict):
+        space = dict(space)
+        if "name" not in space:
+            raise ExperimentError(f"{source}: space.name: missing required key")
+        doc["space"] = {"name": space.pop("name"), "overrides": space}
+    elif "space" in doc:
+        raise ExperimentError(
+            f"{source}: space: expected a mapping with 'name', got {_kind(space)}"
+        )
+    exp = _build(Experiment, doc, "", source)
+    exp.source = source
+    _check(exp, source)
+    if base is not None:
+        if exp.data.path is not None:
+            exp.data.path = _resolve(exp.data.path, base)
+        if exp.latency.predictor is not None:
+            exp.latency.predictor = _resolve(exp.latency.predictor, base)
+    return exp
+
+
+def _resolve(path: str, base: Path) -> str:
+    if "://" in path:
+        return path
+    return str((base / Path(path).expanduser()).resolve())
+
+
+# -- semantic checks ----------------------------------------------------------------------------
+def _check(exp: Experiment, src: str) -> None:
+    def fail(key: str, msg: str) -> None:
+        raise ExperimentError(f"{src}: {key}: {msg}")
+
+    if not _NAME_RE.match(exp.name):
+        fail("name", f"expected letters, digits, '_', '-', '.' (a folder name), got {exp.name!r}")
+    if exp.task not in TASKS:
+        fail("task", f"expected one of {', '.join(TASKS)}, got {exp.task!r}")
+    _check_space(exp, src)
+    d = exp.data
+    if (d.synthetic is None) == (d.path is None):
+        fail("data", "expected exactly one of 'synthetic' or 'path'")
+    if d.synthetic is not None:
+        _positive(fail, "data.synthetic.images", d.synthetic.images, minimum=4)
+        _size(fail, "data.synthetic.image_size", d.synthetic.image_size)
+    f = exp.fidelity
+    _positive(fail, "fidelity.epochs", f.epochs)
+    _size(fail, "fidelity.image_size", f.image_size)
+    _positive(fail, "fidelity.batch", f.batch)
+    for key in ("train_images", "val_images"):
+        if getattr(f, key) is not None:
+            _positive(fail, f"fidelity.{key}", getattr(f, key))
+    if f.lr is not None and not f.lr > 0:
+        fail("fidelity.lr", f"expected a positive number, got {f.lr}")
+    if not exp.objectives:
+        fail("objectives", "expected at least one objective")
+    for key, direction in exp.objectives.items():
+        if key not in OBJECTIVES:
+            fail(f"objectives.{key}", f"unknown objective (known: {', '.join(OBJECTIVES)})")
+        if direction != OBJECTIVES[key]:
+            fail(f"objectives.{key}", f"expected {OBJECTIVES[key]!r}, got {direction!r}")
+    if not any(OBJECTIVES[k] == "max" for k in exp.objectives):
+        fail("objectives", "expected an accuracy objective (ap, ap50 or box_ap)")
+    if "box_ap" in exp.objectives and exp.task != "pose":
+        fail("objectives.box_ap", "only a pose search reports box_ap")
+    lat = exp.latency
+    if lat.device not in ("cpu", "cuda"):
+        fail("latency.device", f"expected 'cpu' or 'cuda', got {lat.device!r}")
+    _positive(fail, "latency.batch", lat.batch)
+    _size(fail, "latency.image_size", lat.image_size)
+    for key in ("warmup", "iters"):
+        value = getattr(lat, key)
+        if value is not None and value < (0 if key == "warmup" else 1):
+            kind = "non-negative" if key == "warmup" else "positive"
+            fail(f"latency.{key}", f"expected a {kind} integer, got {value}")
+    for key in ("max_latency_ms", "max_params", "max_gflops"):
+        value = getattr(exp.constraints, key)
+        if value is not None and not value > 0:
+            fail(f"constraints.{key}", f"expected a positive number, got {value}")
+    s = exp.sampler
+    if s.type not in SAMPLERS:
+        fail("sampler.type", f"expected one of {', '.join(SAMPLERS)}, got {s.type!r}")
+    _positive(fail, "sampler.population", s.population, minimum=2)
+    sch = exp.scheduler
+    if sch.type not in SCHEDULERS:
+        fail("scheduler.type", f"expected one of {', '.join(SCHEDULERS)}, got {sch.type!r}")
+    _positive(fail, "scheduler.grace", sch.grace)
+    if sch.max_t is not None:
+        _positive(fail, "scheduler.max_t", sch.max_t)
+        if sch.max_t > f.epochs:
+            fail("scheduler.max_t", f"expected <= fidelity.epochs ({f.epochs}), got {sch.max_t}")
+    if not sch.reduction > 1:
+        fail("scheduler.reduction", f"expected a number > 1, got {sch.reduction}")
+    b = exp.budget
+    if b.trials is None and b.wall_time_s is None:
+        fail("budget", "expected 'trials' and/or 'wall_time_s'")
+    if b.trials is not None:
+        _positive(fail, "budget.trials", b.trials)
+    if b.wall_time_s is not None and not b.wall_time_s > 0:
+        fail("budget.wall_time_s", f"expected a positive number, got {b.wall_time_s}")
+    _positive(fail, "budget.concurrency", b.concurrency)
+    r = exp.resources
+    if not r.cpu > 0:
+        fail("resources.cpu", f"expected a positive number, got {r.cpu}")
+    if r.gpu < 0:
+        fail("resources.gpu", f"expected a number >= 0, got {r.gpu}")
+    if lat.device == "cuda" and r.gpu <= 0:
+        fail("resources.gpu", "latency.device is 'cuda': each trial needs a GPU (resources.gpu)")
+    if exp.ray.num_cpus is not None:
+        _positive(fail, "ray.num_cpus", exp.ray.num_cpus)
+    v = exp.variants
+    if v.budgets is not None and v.match_references:
+        fail("variants", "expected 'budgets' or 'match_references', not both")
+    if v.budgets is None and not v.match_references:
+        v.match_references = True  # the default: budgets of the released models
+    for key, ms in (v.budgets or {}).items():
+        if not _NAME_RE.match(key):
+            fail(f"variants.budgets.{key}", "expected a simple name (letters, digits, '_', '-')")
+        if not ms > 0:
+            fail(f"variants.budgets.{key}", f"expected a positive latency in ms, got {ms}")
+
+
+def _check_space(exp: Experiment, src: str) -> None:
+    try:
+        from search_spaces import get_space, list_spaces
+    except ImportError:  # pragma: no cover - search_spaces is part of the package
+        return
+    if exp.space.name not in list_spaces():
+        raise ExperimentError(
+            f"{src}: space.name: unknown search space {exp.space.name!r} "
+            f"(known: {', '.join(list_spaces())})"
+        )
+    try:
+        space = get_space(exp.space.name, **exp.space.overrides)
+    except (ValueError, TypeError) as exc:
+        raise ExperimentError(f"{src}: space: {exc}") from None
+    if space.task != exp.task:
+        raise ExperimentError(
+            f"{src}: task: {exp.task!r} does not match space {space.name!r} (task {space.task!r})"
+        )
+
+
+def _positive(fail: Any, key: str, value: int, minimum: int = 1) -> None:
+    if value < minimum:
+        fail(key, f"expected an integer >= {minimum}, got {value}")
+
+
+def _size(fail: Any, key: str, value: int) -> None:
+    if value < 32 or value % 32:
+        fail(key, f"expected a multiple of 32 (>= 32), got {value}")
+
+
+# -- generic strict conversion ------------------------------------------------------------------
+def _build(cls: type, data: Any, where: str, src: str) -> Any:
+    label = where or "top level"
+    if not isinstance(data, dict):
+        raise ExperimentError(f"{src}: {label}: expected a mapping, got {_kind(data)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    for key in data:
+        if key not in fields or key == "format":
+            allowed = ", ".join(n for n in fields if n != "format")
+            raise ExperimentError(
+                f"{src}: {_join(where, str(key))}: unknown key (allowed: {allowed})"
+            )
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ExperimentError(f"{src}: {_join(where, name)}: missing required key")
+            continue
+        kwargs[name] = _convert(hints[name], data[name], _join(where, name), src)
+    return cls(**kwargs)
+
+
+def _convert(tp: Any, value: Any, key: str, src: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(args[0], value, key, src)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, {} if value is None else value, key, src)
+    if origin is dict:
+        _, item_tp = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise ExperimentError(f"{src}: {key}: expected a mapping, got {_kind(value)}")
+        return {str(k): _convert(item_tp, v, f"{key}.{k}", src) for k, v in value.items()}
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ExperimentError(f"{src}: {key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ExperimentError(f"{src}: {key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):
+            value = _number_string(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            raise ExperimentError(f"{src}: {key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str) or not value:
+            raise ExperimentError(f"{src}: {key}: expected a non-empty string, got {value!r}")
+        return value
+    raise ExperimentError(f"{src}: {key}: unsupported type {tp!r}")  # pragma: no cover
+
+
+def _number_string(value: str) -> Any:
+    """YAML 1.1 reads ``5e6`` as a string; accept plain scientific notation for numbers."""
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _kind(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}" if value is not None else "nothing"
+
+
+def dump_experiment(exp: Experiment, path: str | Path) -> Path:
+    """Write the resolved experiment as YAML."""
+    path = Path(path)
+    path.write_text(yaml.safe_dump(exp.to_dict(), sort_keys=False, default_flow_style=False))
+    return path
+
+
+__all__ = [
+    "Experiment",
+    "ExperimentError",
+    "FORMAT",
+    "OBJECTIVES",
+    "dump_experiment",
+    "find_experiment",
+    "load_experiment",
+    "parse_experiment",
+    "shipped_experiments",
+]

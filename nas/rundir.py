@@ -1,0 +1,346 @@
+"""The run directory of a sweep: layout, run.json, the trials table, frozen files.
+
+Layout (docs/internals.md): ``run.json``, ``experiment.yaml``, ``study.db``, ``ray/``,
+``trials.csv`` + ``trials.parquet``, ``archs/<arch_id[:12]>.yaml``, ``pareto.csv``,
+``variants/<name>.yaml``, ``plots/``, ``latency_cache/``, ``data/`` (synthetic data) and
+``.lock`` (held while a sweep runs). A run directory is never overwritten.
+
+Example:
+    >>> import tempfile
+    >>> from nas.rundir import RunDir
+    >>> rd = RunDir(tempfile.mkdtemp())
+    >>> rd.trials_csv.name
+    'trials.csv'
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+RUN_FORMAT = "opennac-run/1"
+
+# The trials table, in order (docs/internals.md); param_<name> columns follow `number`..`arch_id`.
+STATUSES = ("COMPLETE", "STOPPED", "FAIL", "INFEASIBLE", "RUNNING")
+HEAD_COLUMNS = ("number", "status", "arch_id")
+COLUMNS = (
+    "ap",
+    "ap50",
+    "box_ap",
+    "latency_ms",
+    "params",
+    "gflops",
+    "epochs",
+    "epochs_done",
+    "full_fidelity",
+    "image_size",
+    "train_images",
+    "val_images",
+    "seed",
+    "lat_device",
+    "lat_backend",
+    "lat_precision",
+    "lat_batch",
+    "lat_image_size",
+    "lat_p90_ms",
+    "lat_cv",
+    "c_latency_ms",
+    "c_params",
+    "c_gflops",
+    "feasible",
+    "reused_from",
+    "wall_s",
+    "arch_file",
+    "error",
+    # Beyond the contract's list: where the time went and where the trial came from.
+    "train_s",
+    "latency_s",
+    "predicted_latency_ms",
+    "reference",
+    "session",
+)
+_INT_COLUMNS = (
+    "number",
+    "params",
+    "epochs",
+    "epochs_done",
+    "image_size",
+    "train_images",
+    "val_images",
+    "seed",
+    "lat_batch",
+    "lat_image_size",
+    "reused_from",
+    "session",
+)
+
+
+class RunDirError(ValueError):
+    """A run directory that cannot be created or opened; the message names the path."""
+
+
+class RunDir:
+    """Paths and files of one run directory (nothing is created until asked)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    # -- paths ------------------------------------------------------------------------------------
+    run_json = property(lambda self: self.path / "run.json")
+    experiment_yaml = property(lambda self: self.path / "experiment.yaml")
+    study_db = property(lambda self: self.path / "study.db")
+    ray_dir = property(lambda self: self.path / "ray")
+    trials_csv = property(lambda self: self.path / "trials.csv")
+    trials_parquet = property(lambda self: self.path / "trials.parquet")
+    archs_dir = property(lambda self: self.path / "archs")
+    pareto_csv = property(lambda self: self.path / "pareto.csv")
+    variants_dir = property(lambda self: self.path / "variants")
+    plots_dir = property(lambda self: self.path / "plots")
+    latency_cache = property(lambda self: self.path / "latency_cache")
+    data_dir = property(lambda self: self.path / "data")
+    lock_file = property(lambda self: self.path / ".lock")
+
+    @property
+    def name(self) -> str:
+        return str(self.meta().get("name") or self.path.name)
+
+    # -- creating and opening ---------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | Path, name: str) -> RunDir:
+        """Make a new run directory; an existing one is an error (never overwritten)."""
+        rd = cls(path)
+        if rd.path.exists() and any(rd.path.iterdir()):
+            raise RunDirError(
+                f"{rd.path}: run directory exists; continue it with `opennac resume {rd.path}` "
+                "(or --resume), or choose another --name"
+            )
+        rd.path.mkdir(parents=True, exist_ok=True)
+        rd.write_meta(
+            {
+                "format": RUN_FORMAT,
+                "name": name,
+                "created": now_iso(),
+                "status": "created",
+                "code_version": code_version(),
+                "hv_reference": None,
+                "sessions": [],
+            }
+        )
+        return rd
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunDir:
+        """An existing run directory (checks run.json)."""
+        rd = cls(path)
+        if not rd.run_json.is_file():
+            raise RunDirError(f"{rd.path}: not a run directory (no run.json)")
+        meta = rd.meta()
+        if meta.get("format") != RUN_FORMAT:
+            raise RunDirError(
+                f"{rd.run_json}: format: expected {RUN_FORMAT!r}, got {meta.get('format')!r}"
+            )
+        if not rd.experiment_yaml.is_file():
+            raise RunDirError(f"{rd.path}: experiment.yaml is missing")
+        return rd
+
+    # -- run.json ---------------------------------------------------------------------------------
+    def meta(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.run_json.read_text())
+        except FileNotFoundError:
+            return {}
+        except json.JSONDecodeError as exc:
+            raise RunDirError(f"{self.run_json}: not valid JSON ({exc})") from None
+
+    def write_meta(self, meta: Mapping[str, Any]) -> None:
+        _atomic_write(self.run_json, json.dumps(dict(meta), indent=2, default=str) + "\n")
+
+    def update_meta(self, **changes: Any) -> dict[str, Any]:
+        """Read-modify-write run.json, keeping keys written by others (e.g. hv_reference)."""
+        meta = self.meta()
+        meta.update(changes)
+        self.write_meta(meta)
+        return meta
+
+    def storage_url(self, configured: str | None = None) -> str:
+        """The Optuna storage URL: the experiment's, or SQLite in the run directory."""
+        return configured or f"sqlite:///{self.study_db.resolve()}"
+
+    # -- trials table -----------------------------------------------------------------------------
+    def write_trials(self, rows: Iterable[Mapping[str, Any]]) -> Any:
+        """Write trials.csv and trials.parquet (atomically); returns the DataFrame."""
+        df = trials_frame(rows)
+        tmp = self.trials_csv.with_name("trials.csv.tmp")
+        df.to_csv(tmp, index=False)
+        tmp.replace(self.trials_csv)
+        try:
+            tmp = self.trials_parquet.with_name("trials.parquet.tmp")
+            df.to_parquet(tmp, index=False)
+            tmp.replace(self.trials_parquet)
+        except ImportError:  # pragma: no cover - pyarrow is a dependency
+            pass
+        return df
+
+    def read_trials(self) -> Any:
+        """The trials table (Parquet if present, else CSV)."""
+        import pandas as pd
+
+        if self.trials_parquet.is_file():
+            return pd.read_parquet(self.trials_parquet)
+        if self.trials_csv.is_file():
+            return pd.read_csv(self.trials_csv)
+        return trials_frame([])
+
+    def live_trials(self, storage: str | None = None) -> Any:
+        """The trials table read from the study (current while a sweep runs); falls back to
+        trials.parquet / trials.csv when the storage cannot be read."""
+        try:
+            import optuna
+
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            study = optuna.load_study(study_name=self.name, storage=self.storage_url(storage))
+            return trials_frame(self.study_rows(study))
+        except Exception:  # noqa: BLE001 - the files are the fallback
+            return self.read_trials()
+
+    def study_rows(self, study: Any) -> list[dict[str, Any]]:
+        """Trials-table rows of a study's trials (WAITING ones are not trials yet), with
+        ``arch_file`` set where the frozen file exists."""
+        rows = []
+        for t in study.get_trials(deepcopy=False):
+            if t.state.name == "WAITING":
+                continue
+            row = trial_row(t)
+            arch_id = row.get("arch_id")
+            if arch_id and row["status"] in ("COMPLETE", "STOPPED"):
+                path = self.arch_path(arch_id)
+                if path.is_file():
+                    row["arch_file"] = str(path.relative_to(self.path))
+            rows.append(row)
+        return rows
+
+    # -- frozen files -----------------------------------------------------------------------------
+    def arch_path(self, arch_id: str) -> Path:
+        return self.archs_dir / f"{arch_id[:12]}.yaml"
+
+
+_NOT_COLUMNS = ("constraints", "status")
+
+
+def trial_row(trial: Any) -> dict[str, Any]:
+    """The trials-table row of an Optuna FrozenTrial (its params and user attributes).
+
+    A trial that is not finished is RUNNING; a finished one without a ``status`` attribute
+    (made by another tool) gets one from its Optuna state.
+    """
+    state = trial.state.name
+    attrs = trial.user_attrs
+    row: dict[str, Any] = {"number": trial.number}
+    if state in ("RUNNING", "WAITING"):
+        row["status"] = "RUNNING"
+    else:
+        row["status"] = attrs.get("status") or {"PRUNED": "STOPPED"}.get(state, state)
+    for key, value in trial.params.items():
+        row[f"param_{key}"] = value
+    for key, value in attrs.items():
+        if key not in _NOT_COLUMNS:
+            row.setdefault(key, value)
+    return row
+
+
+def trials_frame(rows: Iterable[Mapping[str, Any]]) -> Any:
+    """A DataFrame with the trials-table columns in order (param_* after arch_id)."""
+    import pandas as pd
+
+    rows = [dict(r) for r in rows]
+    params = sorted({k for r in rows for k in r if k.startswith("param_")})
+    columns = [*HEAD_COLUMNS, *params, *COLUMNS]
+    df = pd.DataFrame([{c: _cell(r.get(c)) for c in columns} for r in rows], columns=columns)
+    for col in _INT_COLUMNS:
+        df[col] = pd.array(
+            [None if v is None or _isnan(v) else int(v) for v in df[col]], dtype="Int64"
+        )
+    for col in ("feasible", "full_fidelity"):
+        df[col] = pd.array([None if v is None or _isnan(v) else bool(v) for v in df[col]],
+                           dtype="boolean")
+    for col in params:
+        values = [r.get(col) for r in rows]
+        kinds = {type(v) for v in values if v is not None and not _isnan(v)}
+        if kinds == {int}:  # integer parameters stay integers next to missing values
+            df[col] = pd.array(values, dtype="Int64")
+        elif len(kinds) > 1 and not kinds <= {int, float}:
+            # Mixed-type categoricals are kept as strings so Parquet can store them.
+            df[col] = [None if v is None else str(v) for v in values]
+    if len(df):
+        df = df.sort_values("number", kind="stable").reset_index(drop=True)
+    return df
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value)
+    return value
+
+
+def _isnan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def code_version() -> str:
+    """The package version plus the git commit of the checkout, when there is one."""
+    try:
+        from importlib.metadata import version
+
+        ver = version("opennac")
+    except Exception:  # pragma: no cover - not installed
+        ver = "unknown"
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        if out.returncode == 0 and out.stdout.strip():
+            dirty = subprocess.run(
+                ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout.strip()
+            return f"{ver}+g{out.stdout.strip()}{'.dirty' if dirty else ''}"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return ver
+
+
+__all__ = [
+    "COLUMNS",
+    "HEAD_COLUMNS",
+    "RUN_FORMAT",
+    "RunDir",
+    "RunDirError",
+    "STATUSES",
+    "code_version",
+    "now_iso",
+    "trial_row",
+    "trials_frame",
+]

@@ -1,0 +1,472 @@
+"""`run_search`: one hardware-aware search, from an experiment file to a run directory.
+
+A session: lock the run directory -> open (or create) the Optuna study in its storage ->
+seed it with the space's reference points (new study only) -> start or join Ray -> a Ray Tune
+`Tuner` runs `nas.trial.run_trial` on configs from `nas.searcher.StudySearcher` (ASHA
+optional) -> after each trial the trials table, its frozen file and a progress line -> at the
+end the Pareto front, the n/s/m/l variants, plots and a summary.
+
+Resume: the study is the source of truth. A resumed session opens the same study and starts a
+fresh Tuner (its Ray experiment in ``ray/session-<k>``) that first runs again the trials left
+RUNNING by the interrupted session (same Optuna numbers) and then asks only for the trials
+still missing from the budget. Finished trials are never re-run and no number is used twice.
+(We do not use ``Tuner.restore``: it would replay Ray's own snapshot of trial state, which can
+lag behind the study, and it needs the searcher pickled; the study already has everything.)
+
+Example:
+    >>> from nas.search import run_search                      # doctest: +SKIP
+    >>> run_dir = run_search("experiments/quickstart.yaml")    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import shutil
+import signal
+import socket
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from nas.experiment import Experiment, dump_experiment, load_experiment
+from nas.rundir import RunDir, RunDirError, code_version, now_iso, trial_row
+from nas.variants import update_variants, valid_trials
+
+
+class SearchError(RuntimeError):
+    """A sweep that cannot start or continue; the message says why and what to do."""
+
+
+def run_search(
+    experiment: str | Path | dict[str, Any] | Experiment,
+    output: str | Path = "runs",
+    name: str | None = None,
+    resume: bool = False,
+    address: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Run (or, with ``resume``, continue) a search; returns the run directory.
+
+    ``experiment``: a path, a shipped name (``quickstart``), a dict or an `Experiment`.
+    The run directory is ``output/(name or experiment name)``; an existing one is an error
+    unless ``resume``, which continues it with the experiment it was started with.
+    ``address``: a Ray cluster (``auto``, ``ray://host:10001``); default the experiment's
+    ``ray.address``, else a local Ray.
+    """
+    exp = load_experiment(experiment)
+    path = Path(output) / (name or exp.name)
+    if (path / "run.json").exists():
+        if not resume:
+            raise SearchError(
+                f"{path}: run directory exists and is never overwritten; continue it with "
+                f"`opennac resume {path}` (or --resume), or choose another --name"
+            )
+        return resume_search(path, address=address, progress=progress)
+    rd = RunDir.create(path, name or exp.name)
+    dump_experiment(exp, rd.experiment_yaml)
+    try:
+        return _session(rd, exp, address, progress)
+    except SearchError:
+        if rd.meta().get("status") == "created":  # failed before its first trial: no trace
+            shutil.rmtree(rd.path, ignore_errors=True)
+        raise
+
+
+def resume_search(
+    run_dir: str | Path, address: str | None = None, progress: bool = True
+) -> Path:
+    """Continue an interrupted (or finished, with budget left) sweep to its budget."""
+    try:
+        rd = RunDir.open(run_dir)
+    except RunDirError as exc:
+        raise SearchError(str(exc)) from None
+    exp = load_experiment(rd.experiment_yaml)
+    return _session(rd, exp, address, progress)
+
+
+# -- one session --------------------------------------------------------------------------------
+def _session(rd: RunDir, exp: Experiment, address: str | None, progress: bool) -> Path:
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(rd.lock_file))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise SearchError(
+            f"{rd.path}: a sweep is already running in this run directory (lock {rd.lock_file})"
+        ) from None
+    try:
+        return _Session(rd, exp, address or exp.ray.address, progress).run()
+    finally:
+        lock.release()
+
+
+class _Session:
+    def __init__(self, rd: RunDir, exp: Experiment, address: str | None, progress: bool):
+        self.rd = rd
+        self.exp = exp
+        self.address = address
+        self.show = progress
+        self.notes: list[str] = []
+        self.code_version = code_version()
+
+    # -- the steps --------------------------------------------------------------------------------
+    def run(self) -> Path:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        meta = self.rd.meta()
+        sessions = list(meta.get("sessions") or [])
+        self.session = len(sessions) + 1
+        self._setup(elapsed_before=float(sum(s.get("elapsed_s") or 0 for s in sessions)))
+        sessions.append({"session": self.session, "started": now_iso(),
+                         "host": socket.gethostname(), "pid": os.getpid(),
+                         "code_version": self.code_version})
+        self.rd.update_meta(status="running", sessions=sessions)
+        status = "interrupted"
+        try:
+            self._fit(self.searcher, self.scheduler)
+            left = [t for t in self.study.get_trials(deepcopy=False)
+                    if t.state.name == "RUNNING"]
+            status = "interrupted" if left else "finished"
+        except KeyboardInterrupt:
+            status = "interrupted"
+        finally:
+            sessions[-1].update(ended=now_iso(),
+                                elapsed_s=round(time.monotonic() - self.t0, 3))
+            self.rd.update_meta(status=status, sessions=sessions)
+        self._finish(status)
+        return self.rd.path
+
+    def _setup(self, elapsed_before: float) -> None:
+        """Everything before Ray: a user error here leaves no trace in the run directory
+        beyond what was there (a fresh one is removed by `run_search`)."""
+        from nas.progress import Progress
+        from nas.searcher import RecordingASHA, StudySearcher, make_sampler
+
+        exp = self.exp
+        self.t0 = time.monotonic()
+        self.space = exp.space_object()
+        if not self.address:
+            self._check_target()
+        self.fail_numbers = _fail_numbers()
+        try:
+            sampler = make_sampler(exp.sampler.type, exp.sampler.seed + self.session - 1,
+                                   exp.sampler.population)
+        except ValueError as exc:
+            raise SearchError(str(exc)) from None
+        self.settings = self._settings(self._prepare_data())
+        self.study = self._open_study(sampler)
+        deadline = None
+        if exp.budget.wall_time_s is not None:
+            deadline = self.t0 + exp.budget.wall_time_s - elapsed_before
+        stopped: set[str] = set()
+        self.searcher = searcher = StudySearcher(
+            self.study, self.space, exp.objectives, exp.fidelity.epochs,
+            make_config=self._make_config, on_finish=self._on_finish,
+            max_trials=exp.budget.trials, deadline=deadline, stopped=stopped,
+            constraint_limits=dataclasses.asdict(exp.constraints), session=self.session,
+        )
+        finished = [t for t in self.study.get_trials(deepcopy=False) if t.state.is_finished()]
+        self.progress = Progress(
+            exp.budget.trials,
+            None if deadline is None else deadline - self.t0,
+            running=lambda: len(searcher._live),
+            enabled=self.show,
+        )
+        self.progress.start(str(self.rd.path), self.session, len(finished),
+                            sum(t.user_attrs.get("status") == "FAIL" for t in finished))
+        self.scheduler = None
+        if exp.scheduler.type == "asha":
+            self.scheduler = RecordingASHA(
+                stopped, time_attr="epoch", metric="ap", mode="max",
+                grace_period=exp.scheduler.grace,
+                max_t=exp.scheduler.max_t or exp.fidelity.epochs,
+                reduction_factor=exp.scheduler.reduction,
+                stop_last_trials=False,  # a trial at its last epoch finishes and reports
+            )
+
+    def _open_study(self, sampler: Any) -> Any:
+        import optuna
+
+        url = self.rd.storage_url(self.exp.storage)
+        name = self.rd.name
+        directions = ["maximize" if d == "max" else "minimize"
+                      for d in self.exp.objectives.values()]
+        try:
+            existing = name in optuna.get_all_study_names(storage=url)
+        except Exception as exc:  # noqa: BLE001 - any storage failure is the user's to fix
+            raise SearchError(f"storage {url}: cannot open ({exc})") from None
+        if self.session == 1 and existing:
+            raise SearchError(
+                f"storage {url} already holds a study named {name!r}; choose another --name"
+            )
+        study = optuna.create_study(
+            study_name=name, storage=url, directions=directions, sampler=sampler,
+            load_if_exists=True,
+        )
+        if not existing:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # set_metric_names is "experimental"
+                study.set_metric_names(list(self.exp.objectives))
+            if self.exp.seed_references:
+                points = list(self.space.reference_points().items())
+                if self.exp.budget.trials is not None:
+                    points = points[: self.exp.budget.trials]
+                for ref_name, params in points:
+                    study.enqueue_trial(params, user_attrs={"reference": ref_name})
+        return study
+
+    def _prepare_data(self) -> str:
+        exp = self.exp
+        if exp.data.synthetic is not None:
+            from evaluators.synth import make_synthetic
+
+            syn = exp.data.synthetic
+            path = make_synthetic(self.rd.data_dir.resolve() / "synthetic", exp.task,
+                                  images=syn.images, image_size=syn.image_size, seed=syn.seed)
+            return str(path)
+        path = Path(exp.data.path or "")
+        if not path.exists() and not self.address:
+            raise SearchError(f"data.path: {path} does not exist")
+        if path.exists():
+            from evaluators.data import load_data_config
+
+            try:
+                load_data_config(path, exp.task)
+            except (ValueError, OSError) as exc:
+                raise SearchError(f"data.path: {exc}") from None
+        return str(path)
+
+    def _settings(self, data_path: str) -> dict[str, Any]:
+        exp = self.exp
+        syn = exp.data.synthetic
+        return {
+            "task": exp.task,
+            "data_path": data_path,
+            "synthetic": dataclasses.asdict(syn) if syn is not None else None,
+            "fidelity": dataclasses.asdict(exp.fidelity),
+            "latency": dataclasses.asdict(exp.latency),
+            "constraints": dataclasses.asdict(exp.constraints),
+            "latency_cache": str(self.rd.latency_cache.resolve()),
+            "train_device": "cuda" if exp.resources.gpu > 0 else "cpu",
+        }
+
+    def _check_target(self) -> None:
+        lat = self.exp.latency
+        try:
+            from evaluators.latency import check_target
+            from evaluators.latency.telemetry import device_name
+
+            check_target(lat.target, device_name(lat.device), lat.allow_device_mismatch,
+                         lat.device)
+        except ImportError:  # pragma: no cover - part of the package
+            return
+        except ValueError as exc:
+            raise SearchError(f"latency: {exc}") from None
+
+    def _make_config(self, number: int, params: dict[str, Any], spec: Any,
+                     reference: str | None) -> dict[str, Any]:
+        config = {
+            "number": number,
+            "params": params,
+            "arch": spec.to_dict(),
+            "arch_id": spec.arch_id,
+            "reference": reference,
+            "session": self.session,
+            "settings": self.settings,
+        }
+        if number in self.fail_numbers:
+            config["fail_after_epoch"] = 1
+        return config
+
+    def _fit(self, searcher: Any, scheduler: Any) -> None:
+        os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        # An INFEASIBLE or failed trial reports no AP: that is not an error (ASHA skips it).
+        os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+        import ray
+        from ray import tune
+
+        from nas.trial import run_trial
+
+        exp = self.exp
+        started = False
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
+            if self.address:
+                ray.init(address=self.address, **kwargs)
+            else:
+                cpus = exp.ray.num_cpus or max(
+                    1, math.ceil(exp.budget.concurrency * exp.resources.cpu)
+                )
+                ray.init(num_cpus=cpus, include_dashboard=False, **kwargs)
+            started = True
+        resources: dict[str, float] = {"cpu": exp.resources.cpu, "gpu": exp.resources.gpu}
+        if exp.resources.accelerator_type:
+            resources[f"accelerator_type:{exp.resources.accelerator_type}"] = 0.001
+        resources.update(exp.resources.custom)
+        storage = exp.ray.storage_path or str(self.rd.ray_dir.resolve())
+        tuner = tune.Tuner(
+            tune.with_resources(run_trial, resources),
+            tune_config=tune.TuneConfig(
+                search_alg=searcher,
+                scheduler=scheduler,
+                num_samples=-1,
+                max_concurrent_trials=exp.budget.concurrency,
+                reuse_actors=True,  # no new worker process (and imports) per trial
+                trial_dirname_creator=trial_dirname,
+                trial_name_creator=trial_dirname,
+            ),
+            run_config=tune.RunConfig(
+                name=f"{self.rd.name}-session-{self.session}",
+                storage_path=storage,
+                verbose=0,
+                failure_config=tune.FailureConfig(max_failures=0),
+            ),
+        )
+        previous = _sigterm_as_sigint()
+        try:
+            tuner.fit()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+            if started:
+                ray.shutdown()
+
+    # -- after each trial and at the end ----------------------------------------------------------
+    def _on_finish(self, frozen: Any) -> None:
+        row = trial_row(frozen)
+        if row["status"] in ("COMPLETE", "STOPPED") and row.get("reused_from") is None:
+            self._write_arch(row, frozen.params)
+        df = self._write_table()
+        full = df[df["number"] == row["number"]]
+        shown = full.iloc[0].to_dict() if len(full) else row
+        self.progress.trial_finished(shown, _counts(df), self._front(df))
+
+    def _write_arch(self, row: dict[str, Any], params: dict[str, Any]) -> Path:
+        from models.archfile import save_arch
+        from nas.variants import row_metrics
+
+        spec = self.space.replay(params)
+        metrics = row_metrics(row)
+        metrics["status"] = row["status"]
+        metrics["full_fidelity"] = bool(row.get("full_fidelity"))
+        return save_arch(spec, self.rd.arch_path(spec.arch_id), metrics=metrics,
+                         provenance=self._provenance(row, params), name=row.get("reference"))
+
+    def _provenance(self, row: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "run": self.rd.name,
+            "experiment": self.exp.name,
+            "trial": int(row["number"]),
+            "session": row.get("session"),
+            "space": {"name": self.exp.space.name, **self.exp.space.overrides},
+            "params": dict(params),
+            "seed": self.exp.fidelity.seed,
+            "code_version": self.code_version,
+            "created": now_iso(),
+        }
+
+    def _write_table(self) -> Any:
+        return self.rd.write_trials(self.rd.study_rows(self.study))
+
+    def _front(self, df: Any) -> Any:
+        return pareto(df, self.exp.objectives)
+
+    def _finish(self, status: str) -> None:
+        df = self._write_table()
+        front = self._front(df)
+        front.to_csv(self.rd.pareto_csv, index=False)
+        variants = self._variants(df, measure=status == "finished")
+        self._plots(df)
+        counts = _counts(df)
+        if status == "interrupted":
+            self.notes.append(f"interrupted: continue with `opennac resume {self.rd.path}`")
+        if self.show:
+            self.progress.summary(str(self.rd.path), status, counts, front, variants, self.notes)
+
+    def _variants(self, df: Any, measure: bool) -> dict[str, str]:
+        """Variants; a reference latency the trials did not measure is measured here only at
+        the end of a local sweep (not after an interruption, not from a cluster's head)."""
+        return update_variants(self.rd, self.exp, df,
+                               measure_missing=measure and not self.address, notes=self.notes)
+
+    def _plots(self, df: Any) -> None:
+        if len(valid_trials(df)) == 0:
+            return
+        try:
+            from nas.plots import plot_fronts
+        except ImportError:
+            return
+        self.rd.plots_dir.mkdir(exist_ok=True)
+        for suffix in ("png", "html"):
+            try:
+                plot_fronts({self.rd.name: df}, path=self.rd.plots_dir / f"pareto.{suffix}",
+                            objectives={k: v for k, v in self.exp.objectives.items()
+                                        if k in ("ap", "latency_ms")} or None)
+            except Exception as exc:  # noqa: BLE001 - plots are a convenience
+                self.notes.append(f"plot pareto.{suffix} skipped: {exc}")
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def trial_dirname(trial: Any) -> str:
+    """Ray trial folder / name: ``trial_<optuna number>``."""
+    return f"trial_{trial.config.get('number', trial.trial_id)}"
+
+
+def pareto(df: Any, objectives: dict[str, str]) -> Any:
+    """The front of the valid trials (nas.pareto when present, else a small fallback)."""
+    pool = valid_trials(df)
+    if pool is None or len(pool) == 0:
+        return df.iloc[0:0] if df is not None else df
+    cols = [c for c in objectives if c in pool.columns]
+    pool = pool.dropna(subset=cols)
+    try:
+        from nas.pareto import pareto_front
+
+        return pareto_front(pool, {c: objectives[c] for c in cols}, only_valid=False)
+    except ImportError:  # pragma: no cover - nas.pareto ships with the package
+        pass
+    sign = {c: (-1.0 if objectives[c] == "max" else 1.0) for c in cols}
+    pts = [[sign[c] * float(r[c]) for c in cols] for _, r in pool.iterrows()]
+    keep = [
+        not any(all(q[i] <= p[i] for i in range(len(cols))) and q != p for q in pts)
+        for p in pts
+    ]
+    return pool[keep].sort_values(cols[0], ascending=objectives[cols[0]] == "min")
+
+
+def _counts(df: Any) -> dict[str, int]:
+    return {str(k): int(v) for k, v in df["status"].value_counts().items()}
+
+
+def _sigterm_as_sigint() -> Any:
+    """Make SIGTERM (``ray job stop``, ``kill``) stop the sweep like Ctrl+C: Ray Tune ends it
+    gracefully and the run directory is left ready to resume. Returns the previous handler."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def forward(signum: int, frame: Any) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+    return signal.signal(signal.SIGTERM, forward)
+
+
+def _fail_numbers() -> set[int]:
+    from nas.trial import fail_trials_from_env
+
+    try:
+        return fail_trials_from_env()
+    except ValueError as exc:
+        raise SearchError(str(exc)) from None
+
+
+__all__ = ["SearchError", "pareto", "resume_search", "run_search", "trial_dirname"]

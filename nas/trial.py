@@ -1,0 +1,408 @@
+"""The trainable: one candidate architecture, from its spec to its final metrics.
+
+`run_trial(config)` is a Ray Tune function trainable, defined at module level so that Ray
+workers import it from the installed package. The searcher (driver side) samples the
+architecture and passes its spec; the trial then:
+
+1. computes params / GFLOPs (``models.complexity``) and the predicted latency (if a latency
+   table is configured), and checks the hard constraints: a violator is reported INFEASIBLE
+   with its constraint values and never trained;
+2. measures the latency of the fused model on the target device (under the per-device lock,
+   cached in ``RUN_DIR/latency_cache``) and checks ``max_latency_ms`` again;
+3. trains it with ``evaluators.trainer.train_candidate``, reporting ``{ap, latency_ms, epoch,
+   ...}`` to Ray Tune after each epoch (a scheduler such as ASHA may stop it there);
+4. reports a final record with ``final: True`` and its status.
+
+An exception or a NaN loss ends the trial with status FAIL and its reason (the sweep goes on).
+Every report is a flat trials-table row (see `nas.rundir.COLUMNS`), so the last report of a
+trial stopped early is still a complete row.
+
+Fault injection for tests: ``config["fail_after_epoch"] = k`` raises after epoch ``k`` is
+reported (the driver sets it for trial numbers listed in ``OPENNAC_FAIL_TRIALS``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+# Constraint keys: (table column, limit key in settings["constraints"], record value key).
+CONSTRAINTS = (
+    ("c_latency_ms", "max_latency_ms", "latency_ms"),
+    ("c_params", "max_params", "params"),
+    ("c_gflops", "max_gflops", "gflops"),
+)
+
+
+class QuietCpu:
+    """Keeps CPU latency measurements free of this machine's own trainings.
+
+    Two ``flock`` files in the latency lock directory: a *room* that trainings share and a
+    measurement holds alone, and a *turnstile* that a waiting measurement holds so no new
+    training slips in ahead of it. A training lets a waiting measurement in at every epoch
+    boundary (`breathe`), so a measurement waits at most one epoch of each running training
+    and a training pauses only while a measurement runs. Processes on one machine coordinate;
+    other machines are not concerned. Without ``fcntl`` (Windows) it does nothing.
+
+    Example:
+        >>> import tempfile
+        >>> quiet = QuietCpu(tempfile.mkdtemp())
+        >>> with quiet.training() as slot:
+        ...     slot.breathe()
+        >>> with quiet.measuring():
+        ...     pass
+    """
+
+    def __init__(self, lock_dir: str | Path) -> None:
+        self.room = Path(lock_dir) / "opennac-quiet-cpu.room.lock"
+        self.turnstile = Path(lock_dir) / "opennac-quiet-cpu.turnstile.lock"
+        self._fh: Any = None
+
+    @contextlib.contextmanager
+    def measuring(self) -> Iterator[None]:
+        with _flock(self.turnstile, shared=False), _flock(self.room, shared=False):
+            yield
+
+    @contextlib.contextmanager
+    def training(self) -> Iterator[QuietCpu]:
+        self._enter()
+        try:
+            yield self
+        finally:
+            self._leave()
+
+    def breathe(self) -> None:
+        """At an epoch boundary: let a waiting measurement run, then carry on."""
+        if self._fh is not None:
+            self._leave()
+            self._enter()
+
+    def _enter(self) -> None:
+        if fcntl is None:
+            return
+        with _flock(self.turnstile, shared=False):
+            pass  # wait behind a measurement that is waiting or running
+        self.room.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.room, "a+")  # noqa: SIM115 - held across calls
+        fcntl.flock(self._fh.fileno(), fcntl.LOCK_SH)
+
+    def _leave(self) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+
+@contextlib.contextmanager
+def _flock(path: Path, shared: bool) -> Iterator[None]:
+    if fcntl is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def quiet_cpu(lat: dict[str, Any]) -> QuietCpu | None:
+    """The QuietCpu of a latency section when it asks for exclusive CPU measurements."""
+    exclusive = lat.get("exclusive")
+    if exclusive is None:
+        exclusive = lat.get("device") == "cpu"
+    if not exclusive:
+        return None
+    from evaluators.latency import default_lock_dir
+
+    return QuietCpu(lat.get("lock_dir") or default_lock_dir())
+
+
+class InjectedFailure(RuntimeError):
+    """Raised by a trial told to fail (OPENNAC_FAIL_TRIALS), to test failure handling."""
+
+
+class _ReportError(Exception):
+    """Wraps an exception raised by Ray's report so it is re-raised untouched."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(str(exc))
+        self.exc = exc
+
+
+def run_trial(config: dict[str, Any]) -> None:
+    """Ray Tune function trainable (see the module docstring)."""
+    from ray import tune
+
+    def report(metrics: dict[str, Any]) -> None:
+        try:
+            tune.report({k: v for k, v in metrics.items() if v is not None})
+        except BaseException as exc:  # Ray stops trials through report: never swallow it
+            raise _ReportError(exc) from exc
+
+    try:
+        evaluate_candidate(config, report)
+    except _ReportError as err:
+        raise err.exc from None
+
+
+def evaluate_candidate(config: dict[str, Any], report: Any) -> dict[str, Any]:
+    """The body of `run_trial` with the reporting function passed in; returns the final
+    record (also reported with ``final: True``)."""
+    import torch
+
+    torch.set_num_threads(1)  # trials run side by side: one thread each
+    t0 = time.perf_counter()
+    s = config["settings"]
+    rec = base_record(config)
+    try:
+        _evaluate(config, s, rec, report)
+    except _ReportError:
+        raise
+    except Exception as exc:  # the trial fails, the sweep goes on
+        rec["status"] = "FAIL"
+        rec["error"] = _reason(exc)
+    rec["wall_s"] = round(time.perf_counter() - t0, 3)
+    rec["final"] = True
+    report(rec)
+    return rec
+
+
+def base_record(config: dict[str, Any]) -> dict[str, Any]:
+    """The row fields known before any evaluation."""
+    s = config["settings"]
+    f = s["fidelity"]
+    rec: dict[str, Any] = {
+        "number": config["number"],
+        "status": "RUNNING",
+        "arch_id": config["arch_id"],
+        "epochs": f["epochs"],
+        "epochs_done": 0,
+        "full_fidelity": False,
+        "image_size": f["image_size"],
+        "train_images": f["train_images"],
+        "val_images": f["val_images"],
+        "seed": f["seed"],
+        "reference": config.get("reference"),
+        "session": config.get("session"),
+    }
+    for key, value in config.get("params", {}).items():
+        rec[f"param_{key}"] = value
+    return rec
+
+
+def _evaluate(config: dict[str, Any], s: dict[str, Any], rec: dict[str, Any], report: Any) -> None:
+    from models.complexity import complexity
+    from models.spec import ArchSpec
+
+    spec = ArchSpec.from_dict(config["arch"])
+    if spec.arch_id != config["arch_id"]:
+        raise ValueError(f"arch_id mismatch: {spec.arch_id} != {config['arch_id']}")
+    lat = s["latency"]
+    cx = complexity(spec, image_size=lat["image_size"])
+    rec["params"] = int(cx.params)
+    rec["gflops"] = round(float(cx.gflops), 6)
+    if lat.get("predictor"):
+        rec["predicted_latency_ms"] = round(float(_predictor(lat["predictor"]).predict(spec)), 6)
+
+    # 1. hard constraints before anything costly (predicted latency stands in for measured)
+    if not _check_constraints(rec, s["constraints"], latency_key="predicted_latency_ms"):
+        rec["status"] = "INFEASIBLE"
+        return
+
+    # 2. measured latency (serialized by the device lock, cached per run)
+    t = time.perf_counter()
+    result = measure(spec, lat, s["latency_cache"])
+    rec["latency_s"] = round(time.perf_counter() - t, 3)
+    rec.update(latency_fields(result))
+    if not _check_constraints(rec, s["constraints"], latency_key="latency_ms"):
+        rec["status"] = "INFEASIBLE"
+        return
+
+    # 3. short training, one report per epoch
+    from evaluators.trainer import TrainConfig, train_candidate
+
+    data = _data_config(s)
+    f = s["fidelity"]
+    cfg_kwargs: dict[str, Any] = {
+        "epochs": f["epochs"],
+        "image_size": f["image_size"],
+        "batch": f["batch"],
+        "train_images": f["train_images"],
+        "val_images": f["val_images"],
+        "seed": f["seed"],
+        "device": s["train_device"],
+    }
+    if f.get("lr") is not None:
+        cfg_kwargs["lr"] = f["lr"]
+    cfg = TrainConfig(**cfg_kwargs)
+    fail_after = config.get("fail_after_epoch")
+    quiet = quiet_cpu(s["latency"])
+    slot = quiet.training() if quiet else contextlib.nullcontext(None)
+
+    def on_epoch(epoch: int, metrics: dict[str, Any]) -> None:
+        if quiet is not None:
+            quiet.breathe()
+        rec["epochs_done"] = int(epoch)
+        for key in ("ap", "ap50", "box_ap"):
+            if metrics.get(key) is not None:
+                rec[key] = float(metrics[key])
+        if rec.get("ap") is not None and not math.isfinite(rec["ap"]):
+            raise FloatingPointError(f"AP is {rec['ap']} after epoch {epoch}")
+        report({**rec, "epoch": int(epoch), "loss": metrics.get("loss")})
+        if fail_after is not None and epoch >= fail_after:
+            raise InjectedFailure(f"injected failure after epoch {epoch} (OPENNAC_FAIL_TRIALS)")
+
+    t = time.perf_counter()
+    with slot:
+        tr = train_candidate(spec, data, cfg, callback=on_epoch)
+    rec["train_s"] = round(time.perf_counter() - t, 3)
+    out = tr.to_dict()
+    for key in ("ap", "ap50", "box_ap"):
+        if out.get(key) is not None:
+            rec[key] = float(out[key])
+    if rec.get("ap") is None or not math.isfinite(rec["ap"]):
+        raise FloatingPointError(f"final AP is {rec.get('ap')}")
+    rec["epochs_done"] = int(out.get("epochs", f["epochs"]))
+    for key in ("train_images", "val_images", "image_size", "seed"):
+        if out.get(key) is not None:
+            rec[key] = out[key]
+    rec["full_fidelity"] = rec["epochs_done"] >= f["epochs"]
+    rec["status"] = "COMPLETE"
+
+
+def _check_constraints(rec: dict[str, Any], limits: dict[str, Any], latency_key: str) -> bool:
+    """Fill c_* columns (value minus limit) and ``feasible``; True when nothing is violated."""
+    feasible = True
+    for column, limit_key, value_key in CONSTRAINTS:
+        limit = limits.get(limit_key)
+        value = rec.get(latency_key if value_key == "latency_ms" else value_key)
+        if limit is None or value is None:
+            continue
+        rec[column] = round(float(value) - float(limit), 6)
+        feasible = feasible and rec[column] <= 0
+    rec["feasible"] = feasible
+    return feasible
+
+
+def measure(spec: Any, lat: dict[str, Any], cache_dir: str) -> Any:
+    """The latency of ``spec``'s fused model as configured (cached in ``cache_dir``)."""
+    from evaluators.latency import LatencyCache, cache_key, check_target
+    from evaluators.latency.telemetry import device_name
+
+    check_target(
+        lat["target"], device_name(lat["device"]), lat["allow_device_mismatch"], lat["device"]
+    )
+    kwargs: dict[str, Any] = {
+        "device": lat["device"],
+        "backend": lat["backend"],
+        "precision": lat["precision"],
+        "batch_size": lat["batch"],
+        "image_size": lat["image_size"],
+    }
+    for key in ("warmup", "iters"):
+        if lat.get(key) is not None:
+            kwargs[key] = lat[key]
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    cache = LatencyCache(cache_dir)
+    quiet = quiet_cpu(lat)
+    if quiet is None:
+        return cache.get_or_measure(spec, **kwargs)
+    key = cache_key(spec.arch_id, device_name(lat["device"]), lat["backend"], lat["precision"],
+                    lat["batch"], lat["image_size"])
+    found = cache.get(key)
+    if found is not None:  # a cached result needs no quiet machine
+        return found
+    with quiet.measuring():
+        return cache.get_or_measure(spec, **kwargs)
+
+
+def latency_fields(result: Any) -> dict[str, Any]:
+    """Trials-table latency columns from a LatencyResult."""
+    return {
+        "latency_ms": round(float(result.median_ms), 6),
+        "lat_p90_ms": round(float(result.p90_ms), 6),
+        "lat_cv": round(float(result.cv), 6),
+        "lat_device": result.device_name,
+        "lat_backend": result.backend,
+        "lat_precision": result.precision,
+        "lat_batch": int(result.batch_size),
+        "lat_image_size": int(result.image_size),
+    }
+
+
+_PREDICTORS: dict[str, Any] = {}
+
+
+def _predictor(path: str) -> Any:
+    if path not in _PREDICTORS:
+        from evaluators.latency import LatencyTable
+
+        _PREDICTORS[path] = LatencyTable.load(path)
+    return _PREDICTORS[path]
+
+
+def _data_config(s: dict[str, Any]) -> Any:
+    """The data set; synthetic data missing on this node (a cluster worker) is regenerated
+    from its seed into the same path (same arguments give the same files)."""
+    from evaluators.data import load_data_config
+
+    path = Path(s["data_path"])
+    synth = s.get("synthetic")
+    if synth and not path.exists():
+        from evaluators.synth import make_synthetic
+
+        folder = path.parent if path.suffix in (".yaml", ".yml") else path
+        folder.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(folder) + ".lock"):
+            if not path.exists():
+                make_synthetic(folder, s["task"], **synth)
+    return load_data_config(path, s["task"])
+
+
+def _reason(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def fail_trials_from_env() -> set[int]:
+    """Trial numbers listed in OPENNAC_FAIL_TRIALS (comma-separated), for fault injection."""
+    raw = os.environ.get("OPENNAC_FAIL_TRIALS", "")
+    out = set()
+    for part in raw.split(","):
+        part = part.strip()
+        if part:
+            try:
+                out.add(int(part))
+            except ValueError:
+                raise ValueError(
+                    f"OPENNAC_FAIL_TRIALS: expected comma-separated trial numbers, got {raw!r}"
+                ) from None
+    return out
+
+
+__all__ = [
+    "CONSTRAINTS",
+    "InjectedFailure",
+    "QuietCpu",
+    "base_record",
+    "evaluate_candidate",
+    "fail_trials_from_env",
+    "latency_fields",
+    "measure",
+    "quiet_cpu",
+    "run_trial",
+]

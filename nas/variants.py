@@ -1,0 +1,294 @@
+"""n/s/m/l variants: the best architecture of a run under each latency budget.
+
+A variant is the trial with the highest AP among the complete, feasible, full-fidelity trials
+whose latency is within the variant's budget (so it lies on the run's front). Budgets come
+from the experiment (``variants.budgets: {n: 2.0, s: 4.0}``) or, with
+``variants.match_references``, from the released models: the budget of ``n``/``s``/``m``/``l`` is
+the latency of the space's reference point of that size (``yolo_nas_pose_n`` ...; with a
+``width_scale`` the scaled released model), measured on the same device, backend, precision,
+batch and image size as the trials. Detection has no released N model: its ``n`` budget is
+half the ``s`` budget. Each variant is written to ``RUN_DIR/variants/<name>.yaml`` as a frozen
+architecture file carrying its metrics, the budget and the reference it is measured against.
+
+Example:
+    >>> import pandas as pd
+    >>> from nas.variants import select_variants
+    >>> df = pd.DataFrame({"number": [0, 1], "status": ["COMPLETE"] * 2, "ap": [0.3, 0.4],
+    ...                    "latency_ms": [2.0, 5.0], "full_fidelity": [True] * 2,
+    ...                    "feasible": [True] * 2})
+    >>> {k: int(v["number"]) for k, v in select_variants(df, {"s": 3.0, "m": 6.0}).items()}
+    {'s': 0, 'm': 1}
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+SIZES = ("n", "s", "m", "l")
+
+
+def valid_trials(df: Any) -> Any:
+    """Rows that may be a variant or on a front: COMPLETE, full fidelity, feasible, with AP
+    and latency."""
+    if df is None or len(df) == 0:
+        return df
+    mask = df["status"].astype(str) == "COMPLETE"
+    for flag in ("full_fidelity", "feasible"):
+        if flag in df.columns:
+            mask &= df[flag].map(_truthy).astype(bool)
+    for col in ("ap", "latency_ms"):
+        mask &= df[col].notna()
+    return df[mask.fillna(False).astype(bool)]
+
+
+def select_variants(df: Any, budgets: Mapping[str, float]) -> dict[str, Any]:
+    """``{name: row}`` (pandas Series) of the best-AP valid trial within each budget; a budget
+    no trial fits is left out."""
+    pool = valid_trials(df)
+    out: dict[str, Any] = {}
+    if pool is None or len(pool) == 0:
+        return out
+    for name, budget in budgets.items():
+        fits = pool[pool["latency_ms"].astype(float) <= float(budget)]
+        if len(fits):
+            best = fits.sort_values(["ap", "latency_ms"], ascending=[False, True]).iloc[0]
+            out[name] = best
+    return out
+
+
+def size_of(reference_name: str) -> str | None:
+    """``yolo_nas_pose_n`` -> ``n``; names not ending in a size -> None."""
+    tail = reference_name.rsplit("_", 1)[-1]
+    return tail if tail in SIZES else None
+
+
+def reference_budgets(
+    references: Mapping[str, Any],
+    task: str,
+    latency_of: Callable[[str, Any], float | None],
+) -> dict[str, tuple[str, float]]:
+    """``{size: (reference name, budget ms)}`` for ``match_references``.
+
+    ``references``: ``{name: ArchSpec}`` (the space's reference specs); ``latency_of(name,
+    spec)`` returns the measured latency (or None when it cannot be had).
+    """
+    out: dict[str, tuple[str, float]] = {}
+    for name, spec in references.items():
+        size = size_of(name)
+        if size is None:
+            continue
+        ms = latency_of(name, spec)
+        if ms is not None and math.isfinite(ms):
+            out[size] = (name, float(ms))
+    if task == "detection" and "n" not in out and "s" in out:
+        out["n"] = (f"{out['s'][0]} / 2", out["s"][1] / 2)
+    return dict(sorted(out.items(), key=lambda kv: SIZES.index(kv[0])))
+
+
+def write_variants(
+    variants_dir: Path,
+    chosen: Mapping[str, Any],
+    specs: Mapping[str, Any],
+    budgets: Mapping[str, float],
+    references: Mapping[str, tuple[str, float]] | None,
+    reference_rows: Mapping[str, Any],
+    provenance: Mapping[str, Any],
+    run_name: str,
+) -> dict[str, Path]:
+    """Write ``variants/<name>.yaml`` for each chosen row; returns ``{name: path}``.
+
+    ``specs``: ``{number: ArchSpec}`` of the chosen rows; ``reference_rows``: ``{reference name:
+    trials-table row}`` for references evaluated in the run (their AP goes in the file too).
+    Files of earlier selections that are no longer chosen are removed.
+    """
+    from models.archfile import save_arch
+
+    variants_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for name, row in chosen.items():
+        number = int(row["number"])
+        metrics = row_metrics(row)
+        metrics["budget_ms"] = float(budgets[name])
+        if references and name in references:
+            ref_name, ref_ms = references[name]
+            metrics["reference"] = ref_name
+            metrics["reference_latency_ms"] = round(ref_ms, 6)
+            ref_row = reference_rows.get(ref_name)
+            if ref_row is not None and _num(ref_row.get("ap")) is not None:
+                metrics["reference_ap"] = _num(ref_row.get("ap"))
+                metrics["reference_trial"] = int(ref_row["number"])
+        prov = dict(provenance)
+        prov.update({"trial": number, "variant": name})
+        path = variants_dir / f"{name}.yaml"
+        save_arch(specs[number], path, metrics=metrics, provenance=prov, name=f"{run_name}-{name}")
+        written[name] = path
+    for old in variants_dir.glob("*.yaml"):
+        if old.stem not in written:
+            old.unlink()
+    return written
+
+
+_METRIC_KEYS = (
+    "ap",
+    "ap50",
+    "box_ap",
+    "latency_ms",
+    "params",
+    "gflops",
+    "epochs",
+    "epochs_done",
+    "image_size",
+    "train_images",
+    "val_images",
+    "seed",
+    "lat_device",
+    "lat_backend",
+    "lat_precision",
+    "lat_batch",
+    "lat_image_size",
+    "lat_p90_ms",
+    "lat_cv",
+)
+
+
+def row_metrics(row: Any) -> dict[str, Any]:
+    """Metrics with their fidelity and latency context, from a trials-table row."""
+    out: dict[str, Any] = {}
+    for key in _METRIC_KEYS:
+        value = row.get(key)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        if str(value) == "<NA>":
+            continue
+        if hasattr(value, "item"):
+            value = value.item()
+        out[key] = value
+    return out
+
+
+def _truthy(value: Any) -> bool:
+    """True, 1, "True"/"true" -> True; False, missing (None, NaN, pd.NA) and the rest -> False."""
+    if value is None or str(value) in ("<NA>", "nan", "None"):
+        return False
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1")
+    try:
+        return bool(value)
+    except (TypeError, ValueError):
+        return False
+
+
+def _num(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def update_variants(
+    rd: Any,
+    exp: Any,
+    df: Any,
+    budgets: Mapping[str, float] | None = None,
+    measure_missing: bool = True,
+    notes: list[str] | None = None,
+) -> dict[str, str]:
+    """Select and write the variants of run directory ``rd``; returns ``{name: one line}``.
+
+    ``budgets`` overrides the experiment's. With ``match_references``, a reference's latency
+    comes from its trial in ``df`` (seeded references) or, if ``measure_missing``, is measured
+    here with the experiment's latency settings (and cached in the run's latency cache).
+    Specs come from the frozen files in ``archs/``; run.json records the variants and budgets.
+    """
+    from models.archfile import load_arch
+    from nas.rundir import code_version, now_iso
+
+    notes = notes if notes is not None else []
+    v = exp.variants
+    refs: dict[str, tuple[str, float]] | None = None
+    ref_rows: dict[str, Any] = {}
+    if "reference" in df.columns:
+        for _, r in df[df["reference"].notna()].iterrows():
+            if _num(r.get("latency_ms")) is not None:
+                ref_rows.setdefault(str(r["reference"]), r)
+    if budgets is None and v.budgets is not None:
+        budgets = dict(v.budgets)
+    if budgets is None:
+        space = exp.space_object()
+
+        def latency_of(name: str, spec: Any) -> float | None:
+            row = ref_rows.get(name)
+            if row is not None:
+                return _num(row.get("latency_ms"))
+            if not measure_missing:
+                notes.append(f"no measured latency for reference {name}")
+                return None
+            try:
+                from nas.trial import measure
+
+                result = measure(spec, _latency_settings(exp), str(rd.latency_cache))
+                return float(result.median_ms)
+            except Exception as exc:  # noqa: BLE001 - a missing budget is reported, not fatal
+                notes.append(f"cannot measure reference {name}: {exc}")
+                return None
+
+        refs = reference_budgets(space.reference_specs(), exp.task, latency_of)
+        budgets = {k: ms for k, (_, ms) in refs.items()}
+    chosen = select_variants(df, budgets)
+    specs = {int(r["number"]): load_arch(rd.path / str(r["arch_file"])) for r in chosen.values()}
+    provenance = {"run": rd.name, "experiment": exp.name, "code_version": code_version(),
+                  "created": now_iso()}
+    paths = write_variants(rd.variants_dir, chosen, specs, budgets, refs, ref_rows, provenance,
+                           rd.name)
+    out: dict[str, str] = {}
+    for name, budget in budgets.items():
+        if name in paths:
+            r = chosen[name]
+            ref = f" vs {refs[name][0]}" if refs and name in refs else ""
+            out[name] = (f"{paths[name]} (trial {int(r['number'])}, ap {float(r['ap']):.4f}, "
+                         f"{float(r['latency_ms']):.2f} ms <= {budget:.2f} ms{ref})")
+        else:
+            out[name] = f"none within {budget:.2f} ms"
+    rd.update_meta(
+        variants={k: str(p.relative_to(rd.path)) for k, p in paths.items()},
+        variant_budgets_ms=dict(budgets),
+    )
+    return out
+
+
+def _latency_settings(exp: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return dataclasses.asdict(exp.latency)
+
+
+def parse_budget_args(items: list[str]) -> dict[str, float]:
+    """``["n=2.5", "s=4"]`` -> ``{"n": 2.5, "s": 4.0}``; ValueError names the bad item."""
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            ms = float(value)
+        except ValueError:
+            ms = float("nan")
+        if not sep or not name or not math.isfinite(ms) or ms <= 0:
+            raise ValueError(f"--budget {item!r}: expected NAME=MS with a positive latency in ms")
+        out[name] = ms
+    return out
+
+
+__all__ = [
+    "SIZES",
+    "parse_budget_args",
+    "reference_budgets",
+    "row_metrics",
+    "select_variants",
+    "size_of",
+    "update_variants",
+    "valid_trials",
+    "write_variants",
+]
