@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup_env.sh
 export RAY_USAGE_STATS_ENABLED=0
-exec .venv/bin/opennac search experiments/quickstart.yaml "$@"
+# --resume: a second run continues runs/quickstart (or reprints its summary) instead of failing;
+# an existing run directory is never overwritten.
+exec .venv/bin/opennac search experiments/quickstart.yaml --resume "$@"
