@@ -142,7 +142,8 @@ def parse_arch_document(doc: Any, source: str = "<document>") -> ArchRecord:
     name = doc.get("name")
     if name is not None and not isinstance(name, str):
         raise ArchFileError(f"{source}: name: expected a string, got {name!r}")
-    return ArchRecord(spec, name, dict(doc.get("metrics") or {}), dict(doc.get("provenance") or {}))
+    metrics = dict(doc.get("metrics") or {})
+    return ArchRecord(spec, name, metrics, dict(doc.get("provenance") or {}))
 
 
 def _plain(obj: Any) -> Any:

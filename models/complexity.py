@@ -22,7 +22,6 @@ import torch
 from torch import Tensor, nn
 
 from models.blocks import ConvBNAct, QARepVGG
-from models.blocks import QARepVGG
 from models.build import YoloNAS, build_model
 from models.spec import ArchSpec
 
@@ -148,7 +147,8 @@ def _analyse(spec: ArchSpec, height: int, width: int) -> tuple[Complexity, tuple
         head_out = 1 + 3 * spec.num_keypoints + 4 * (spec.head.reg_max + 1)
     rows.append(part("head", model.head, head_out, 8))
     params = sum(p.numel() for p in model.parameters())
-    dead = sum(b.conv3.weight.numel() + b.out_ch for b in model.modules() if isinstance(b, QARepVGG))
+    qarep = [b for b in model.modules() if isinstance(b, QARepVGG)]
+    dead = sum(b.conv3.weight.numel() + b.out_ch for b in qarep)
     fused = _fused_size(model)
     gmacs = sum(macs.values()) / 1e9
     size: ImageSize = height if height == width else (height, width)
