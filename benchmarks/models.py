@@ -2,8 +2,8 @@
 
 Per preset: parameters (training form and fused), GFLOPs at 640 (2 x GMACs of the fused
 model), CPU latency of the fused model (batch 1, 640x640, median of ``--repeats`` timed runs
-after ``--warmup`` runs) and the time of one training step (batch 2, 320x320: forward, a
-stand-in loss over every output, backward, AdamW step; the real losses cost a little more).
+after ``--warmup`` runs) and the time of one training step (batch 2, 320x320: forward,
+the task's real loss (assigner included) on three objects per image, backward, AdamW step).
 
 Usage:
     .venv/bin/python benchmarks/models.py                       # all presets, Markdown table
@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models import build_model, complexity, fuse, get_preset, list_presets  # noqa: E402
+from models.losses import DetectionLoss, PoseLoss  # noqa: E402
 
 
 def _median_ms(fn: Any, warmup: int, repeats: int, device: str) -> float:
@@ -40,6 +41,28 @@ def _median_ms(fn: Any, warmup: int, repeats: int, device: str) -> float:
         sync()
         times.append((time.perf_counter() - start) * 1e3)
     return statistics.median(times)
+
+
+def _loss_and_targets(
+    spec: Any, batch: int, size: int, device: str
+) -> tuple[torch.nn.Module, list[dict[str, torch.Tensor]]]:
+    """The real training loss of the task and three objects per image (fixed, seeded)."""
+    gen = torch.Generator().manual_seed(0)
+    targets = []
+    for _ in range(batch):
+        xy = torch.rand(3, 2, generator=gen) * size * 0.6
+        wh = torch.rand(3, 2, generator=gen) * size * 0.3 + 16
+        boxes = torch.cat([xy, xy + wh], 1)
+        t = {"boxes": boxes, "labels": torch.randint(0, spec.num_classes, (3,), generator=gen)}
+        if spec.task == "pose":
+            k = spec.num_keypoints
+            pts = xy[:, None] + torch.rand(3, k, 2, generator=gen) * wh[:, None]
+            t["keypoints"] = torch.cat([pts, torch.full((3, k, 1), 2.0)], -1)
+            t["areas"] = wh.prod(1)
+        targets.append({n: v.to(device) for n, v in t.items()})
+    if spec.task == "pose":
+        return PoseLoss(spec.num_keypoints, reg_max=spec.head.reg_max), targets
+    return DetectionLoss(spec.num_classes, reg_max=spec.head.reg_max), targets
 
 
 def bench_preset(
@@ -64,9 +87,10 @@ def bench_preset(
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     xt = torch.rand(2, 3, 320, 320, device=device) * 255
 
+    loss_fn, targets = _loss_and_targets(spec, batch=2, size=320, device=device)
+
     def step() -> None:
-        out = model(xt)
-        loss = sum(v.float().square().mean() for v in out.values() if v.requires_grad)
+        loss, _ = loss_fn(model(xt), targets)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
