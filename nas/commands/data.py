@@ -28,7 +28,7 @@ def register(subparsers: Any) -> None:
             "annotations/instances_{train,val}.json (detection: four classes of coloured shapes "
             "on textured backgrounds, category ids 1,3,5,7) or "
             "annotations/person_keypoints_{train,val}.json (pose: stick figures with the 17 COCO "
-            "keypoints, some occluded), and a data.yaml for --data. About 25%% of the images go "
+            "keypoints, some occluded), and a data.yaml for --data. About 25% of the images go "
             "to val. The same arguments always give the same files."
         ),
     )
