@@ -32,6 +32,7 @@ from nas.pareto import (
     pareto_front,
 )
 from nas.results import load_run, read_experiment
+from nas.variants import finite_float
 
 # Columns of front.csv and of the printed front table (those present).
 FRONT_COLUMNS = (
@@ -170,17 +171,17 @@ def _variants(run_dir: Path, df: pd.DataFrame) -> list[dict[str, Any]]:
             "file": str(path),
             "trial": prov.get("trial"),
             "arch_id": record.spec.arch_id[:12],
-            "ap": _num(row.get("ap") if row is not None else metrics.get("ap")),
-            "latency_ms": _num(
+            "ap": finite_float(row.get("ap") if row is not None else metrics.get("ap")),
+            "latency_ms": finite_float(
                 row.get("latency_ms") if row is not None else metrics.get("latency_ms")
             ),
-            "budget_ms": _num(metrics.get("budget_ms")),
+            "budget_ms": finite_float(metrics.get("budget_ms")),
             "reference": ref_name,
             "reference_trial": None if ref_row is None else int(ref_row["number"]),
-            "reference_ap": _num(
+            "reference_ap": finite_float(
                 ref_row["ap"] if ref_row is not None else metrics.get("reference_ap")
             ),
-            "reference_latency_ms": _num(
+            "reference_latency_ms": finite_float(
                 ref_row["latency_ms"]
                 if ref_row is not None
                 else metrics.get("reference_latency_ms")
@@ -364,14 +365,6 @@ def _fmt(value: float | None, signed: bool = False, suffix: str = "") -> str:
     if value is None:
         return "-"
     return (f"{value:+.4g}" if signed else f"{value:.4g}") + suffix
-
-
-def _num(value: Any) -> float | None:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def _diff(a: float | None, b: float | None) -> float | None:

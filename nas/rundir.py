@@ -29,7 +29,8 @@ RUN_FORMAT = "opennac-run/1"
 # The trials table, in order (docs/internals.md); param_<name> columns follow `number`..`arch_id`.
 STATUSES = ("COMPLETE", "STOPPED", "FAIL", "INFEASIBLE", "RUNNING")
 HEAD_COLUMNS = ("number", "status", "arch_id")
-COLUMNS = (
+# A trial's metrics with their fidelity and latency context (what frozen files carry).
+METRIC_COLUMNS = (
     "ap",
     "ap50",
     "box_ap",
@@ -38,7 +39,6 @@ COLUMNS = (
     "gflops",
     "epochs",
     "epochs_done",
-    "full_fidelity",
     "image_size",
     "train_images",
     "val_images",
@@ -50,6 +50,11 @@ COLUMNS = (
     "lat_image_size",
     "lat_p90_ms",
     "lat_cv",
+)
+COLUMNS = (
+    *METRIC_COLUMNS[:8],  # ap .. epochs_done
+    "full_fidelity",
+    *METRIC_COLUMNS[8:],  # image_size .. lat_cv
     "c_latency_ms",
     "c_params",
     "c_gflops",
@@ -254,6 +259,20 @@ def trial_row(trial: Any) -> dict[str, Any]:
     return row
 
 
+def row_metrics(row: Any) -> dict[str, Any]:
+    """The `METRIC_COLUMNS` of a trials-table row (dict or pandas Series) that have a value, as
+    plain Python values (missing ones and NaN / pd.NA left out)."""
+    out: dict[str, Any] = {}
+    for key in METRIC_COLUMNS:
+        value = row.get(key)
+        if value is None or _isnan(value) or str(value) == "<NA>":
+            continue
+        if hasattr(value, "item"):
+            value = value.item()
+        out[key] = value
+    return out
+
+
 def trials_frame(rows: Iterable[Mapping[str, Any]]) -> Any:
     """A DataFrame with the trials-table columns in order (param_* after arch_id)."""
     import pandas as pd
@@ -335,12 +354,14 @@ def code_version() -> str:
 __all__ = [
     "COLUMNS",
     "HEAD_COLUMNS",
+    "METRIC_COLUMNS",
     "RUN_FORMAT",
     "RunDir",
     "RunDirError",
     "STATUSES",
     "code_version",
     "now_iso",
+    "row_metrics",
     "trial_row",
     "trials_frame",
 ]

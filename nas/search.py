@@ -351,7 +351,7 @@ class _Session:
 
     def _write_arch(self, row: dict[str, Any], params: dict[str, Any]) -> Path:
         from models.archfile import save_arch
-        from nas.variants import row_metrics
+        from nas.rundir import row_metrics
 
         spec = self.space.replay(params)
         metrics = row_metrics(row)

@@ -24,6 +24,7 @@ reported (the driver sets it for trial numbers listed in ``OPENNAC_FAIL_TRIALS``
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import time
@@ -169,7 +170,7 @@ def evaluate_candidate(config: dict[str, Any], report: Any) -> dict[str, Any]:
     s = config["settings"]
     rec = base_record(config)
     try:
-        _evaluate(config, s, rec, report)
+        _evaluate(config, s, rec, report, t0)
     except _ReportError:
         raise
     except Exception as exc:  # the trial fails, the sweep goes on
@@ -204,7 +205,9 @@ def base_record(config: dict[str, Any]) -> dict[str, Any]:
     return rec
 
 
-def _evaluate(config: dict[str, Any], s: dict[str, Any], rec: dict[str, Any], report: Any) -> None:
+def _evaluate(
+    config: dict[str, Any], s: dict[str, Any], rec: dict[str, Any], report: Any, t0: float
+) -> None:
     from models.complexity import complexity
     from models.spec import ArchSpec
 
@@ -249,6 +252,14 @@ def _evaluate(config: dict[str, Any], s: dict[str, Any], rec: dict[str, Any], re
     if f.get("lr") is not None:
         cfg_kwargs["lr"] = f["lr"]
     cfg = TrainConfig(**cfg_kwargs)
+    # The fidelity is known before training, so a trial stopped early (ASHA) records it too.
+    for key, ann_file in (
+        ("train_images", data.train_annotations),
+        ("val_images", data.val_annotations),
+    ):
+        count = image_count(ann_file, f[key], cfg.subset_seed)
+        if count is not None:
+            rec[key] = count
     fail_after = config.get("fail_after_epoch")
     quiet = quiet_cpu(s["latency"])
     slot = quiet.training() if quiet else contextlib.nullcontext(None)
@@ -257,6 +268,9 @@ def _evaluate(config: dict[str, Any], s: dict[str, Any], rec: dict[str, Any], re
         if quiet is not None:
             quiet.breathe()
         rec["epochs_done"] = int(epoch)
+        now = time.perf_counter()
+        rec["train_s"] = round(now - t_train, 3)  # so far: a stopped trial keeps its times
+        rec["wall_s"] = round(now - t0, 3)
         for key in ("ap", "ap50", "box_ap"):
             if metrics.get(key) is not None:
                 rec[key] = float(metrics[key])
@@ -266,10 +280,10 @@ def _evaluate(config: dict[str, Any], s: dict[str, Any], rec: dict[str, Any], re
         if fail_after is not None and epoch >= fail_after:
             raise InjectedFailure(f"injected failure after epoch {epoch} (OPENNAC_FAIL_TRIALS)")
 
-    t = time.perf_counter()
+    t_train = time.perf_counter()
     with slot:
         tr = train_candidate(spec, data, cfg, callback=on_epoch)
-    rec["train_s"] = round(time.perf_counter() - t, 3)
+    rec["train_s"] = round(time.perf_counter() - t_train, 3)
     out = tr.to_dict()
     for key in ("ap", "ap50", "box_ap"):
         if out.get(key) is not None:
@@ -282,6 +296,29 @@ def _evaluate(config: dict[str, Any], s: dict[str, Any], rec: dict[str, Any], re
             rec[key] = out[key]
     rec["full_fidelity"] = rec["epochs_done"] >= f["epochs"]
     rec["status"] = "COMPLETE"
+
+
+_COUNTS: dict[tuple[str, int, Any, int], int] = {}
+
+
+def image_count(
+    annotations: str | Path, subset: int | float | None, subset_seed: int = 0
+) -> int | None:
+    """How many images of a COCO annotation file a training run uses with ``subset`` (count,
+    fraction or None for all), selected as `evaluators.data.CocoDataset` selects them; None when
+    the file cannot be read (the trainer then reports the error). Cached per file version.
+    """
+    from evaluators.data import select_subset
+
+    path = Path(annotations)
+    try:
+        key = (str(path.resolve()), path.stat().st_mtime_ns, subset, subset_seed)
+        if key not in _COUNTS:
+            ids = {image["id"] for image in json.loads(path.read_text())["images"]}
+            _COUNTS[key] = len(select_subset(list(ids), subset, subset_seed))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return _COUNTS[key]
 
 
 def _check_constraints(rec: dict[str, Any], limits: dict[str, Any], latency_key: str) -> bool:
@@ -401,6 +438,7 @@ __all__ = [
     "base_record",
     "evaluate_candidate",
     "fail_trials_from_env",
+    "image_count",
     "latency_fields",
     "measure",
     "quiet_cpu",

@@ -27,6 +27,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from nas.rundir import row_metrics
+
 SIZES = ("n", "s", "m", "l")
 
 
@@ -117,8 +119,8 @@ def write_variants(
             metrics["reference"] = ref_name
             metrics["reference_latency_ms"] = round(ref_ms, 6)
             ref_row = reference_rows.get(ref_name)
-            if ref_row is not None and _num(ref_row.get("ap")) is not None:
-                metrics["reference_ap"] = _num(ref_row.get("ap"))
+            if ref_row is not None and finite_float(ref_row.get("ap")) is not None:
+                metrics["reference_ap"] = finite_float(ref_row.get("ap"))
                 metrics["reference_trial"] = int(ref_row["number"])
         prov = dict(provenance)
         prov.update({"trial": number, "variant": name})
@@ -129,44 +131,6 @@ def write_variants(
         if old.stem not in written:
             old.unlink()
     return written
-
-
-_METRIC_KEYS = (
-    "ap",
-    "ap50",
-    "box_ap",
-    "latency_ms",
-    "params",
-    "gflops",
-    "epochs",
-    "epochs_done",
-    "image_size",
-    "train_images",
-    "val_images",
-    "seed",
-    "lat_device",
-    "lat_backend",
-    "lat_precision",
-    "lat_batch",
-    "lat_image_size",
-    "lat_p90_ms",
-    "lat_cv",
-)
-
-
-def row_metrics(row: Any) -> dict[str, Any]:
-    """Metrics with their fidelity and latency context, from a trials-table row."""
-    out: dict[str, Any] = {}
-    for key in _METRIC_KEYS:
-        value = row.get(key)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            continue
-        if str(value) == "<NA>":
-            continue
-        if hasattr(value, "item"):
-            value = value.item()
-        out[key] = value
-    return out
 
 
 def _truthy(value: Any) -> bool:
@@ -181,7 +145,13 @@ def _truthy(value: Any) -> bool:
         return False
 
 
-def _num(value: Any) -> float | None:
+def finite_float(value: Any) -> float | None:
+    """``value`` as a finite float; None for missing, NaN, infinite or non-numeric values.
+
+    Example:
+        >>> finite_float("0.5"), finite_float(float("nan")), finite_float(None)
+        (0.5, None, None)
+    """
     try:
         f = float(value)
     except (TypeError, ValueError):
@@ -213,7 +183,7 @@ def update_variants(
     ref_rows: dict[str, Any] = {}
     if "reference" in df.columns:
         for _, r in df[df["reference"].notna()].iterrows():
-            if _num(r.get("latency_ms")) is not None:
+            if finite_float(r.get("latency_ms")) is not None:
                 ref_rows.setdefault(str(r["reference"]), r)
     if budgets is None and v.budgets is not None:
         budgets = dict(v.budgets)
@@ -223,7 +193,7 @@ def update_variants(
         def latency_of(name: str, spec: Any) -> float | None:
             row = ref_rows.get(name)
             if row is not None:
-                return _num(row.get("latency_ms"))
+                return finite_float(row.get("latency_ms"))
             if not measure_missing:
                 notes.append(f"no measured latency for reference {name}")
                 return None
@@ -283,6 +253,7 @@ def parse_budget_args(items: list[str]) -> dict[str, float]:
 
 __all__ = [
     "SIZES",
+    "finite_float",
     "parse_budget_args",
     "reference_budgets",
     "row_metrics",

@@ -63,42 +63,13 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def format_result(name: str, r: Any) -> str:
-    """The plain-text table printed without ``--json``."""
-    lines = [
-        f"{name}  ({r.arch_id[:12] if r.arch_id else '-'})",
-        f"device       {r.device_name} ({r.device})",
-        f"backend      {r.backend}, {r.precision}, batch {r.batch_size}, "
-        f"{r.image_size}x{r.image_size}, {r.num_threads} thread(s)",
-        f"median       {r.median_ms:.3f} ms   ({r.fps:.1f} images/s)",
-        f"p90          {r.p90_ms:.3f} ms",
-        f"mean / min   {r.mean_ms:.3f} / {r.min_ms:.3f} ms",
-        f"cv           {r.cv:.3f}  ({'stable' if r.stable else 'UNSTABLE'}, "
-        f"{r.repeats} round(s) of {r.samples})",
-    ]
-    t = r.telemetry
-    if "sm_clock_mhz" in t:
-        lines.append(
-            f"clocks       SM {t['sm_clock_mhz']} MHz (max {t.get('sm_clock_max_mhz', '?')}), "
-            f"memory {t.get('mem_clock_mhz', '?')} MHz"
-        )
-    if "temperature_c" in t:
-        lines.append(
-            f"gpu          {t['temperature_c']} C, {t.get('power_w', '?')} W, driver "
-            f"{t.get('driver', '?')}, throttle: {t.get('throttle_reasons') or 'none'}"
-        )
-    if "loadavg_1m" in t:
-        lines.append(f"cpu load     {t['loadavg_1m']} (1 min), {t.get('cpu_count', '?')} cores")
-    lines.append("versions     " + ", ".join(f"{k} {v}" for k, v in r.versions.items()))
-    return "\n".join(lines)
-
-
 def run(args: argparse.Namespace) -> int:
     from evaluators.latency import (
         LatencyError,
         check_support,
         check_target,
         device_name,
+        format_result,
         measure_latency,
     )
     from evaluators.latency.backends import parse_device

@@ -117,6 +117,7 @@ def _progress(line: str) -> None:
 def run_build(args: argparse.Namespace) -> int:
     from evaluators.latency import LatencyError, LatencyTable
     from evaluators.latency.backends import check_support, parse_device
+    from evaluators.latency.report import format_table_summary
 
     _positive("--samples", args.samples)
     _positive("--iters", args.iters)
@@ -158,12 +159,7 @@ def run_build(args: argparse.Namespace) -> int:
     except LatencyError as exc:
         raise CliError(str(exc)) from None
     table.save(out)
-    o = table.overhead
-    print(
-        f"{out}: {len(table.entries)} blocks from {len(table.fit_points)} architectures on "
-        f"{table.context['device_name']}; overhead {o['intercept_ms']:.3f} ms + "
-        f"{o['scale']:.3f} x blocks (rmse {o['rmse_ms']:.3f} ms)"
-    )
+    print(f"{out}: {format_table_summary(table)}")
     return 0
 
 
