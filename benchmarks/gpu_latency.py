@@ -1,9 +1,9 @@
 """Latency table of the released presets and the predictor's calibration, on one device.
 
-Run by ``scripts/gpu_check.sh`` on a machine with an NVIDIA GPU. It needs only PyTorch (and
-nvidia-ml-py for clocks and temperature): no Ray, Optuna or pycocotools. Prints markdown; with
-``--out DIR`` (default ``$OUT``) also writes ``gpu_latency.md`` and ``gpu_latency.json`` after
-every section, so a run cut short still leaves its table.
+Run by ``scripts/gpu_check.sh`` on a machine with an NVIDIA GPU. It needs only PyTorch and
+PyYAML (and nvidia-ml-py for clocks and temperature): no Ray, Optuna or pycocotools. Prints
+markdown; with ``--out DIR`` (default ``$OUT``) also writes ``gpu_latency.md`` and
+``gpu_latency.json`` after every section, so a run cut short still leaves its table.
 
 Examples:
     python3 benchmarks/gpu_latency.py                       # GPU: 7 presets, 640, fp16
@@ -28,9 +28,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from evaluators.latency import LatencyTable, measure_latency  # noqa: E402
+from evaluators.latency.report import (  # noqa: E402
+    RESULT_HEADERS,
+    format_table_summary,
+    markdown_row,
+    markdown_table,
+    result_row,
+)
 from evaluators.latency.telemetry import Nvml, library_versions  # noqa: E402
 from models.build import build_model, fuse  # noqa: E402
 from models.presets import RELEASED, get_preset  # noqa: E402
+from nas.cli import CliError  # noqa: E402
+from nas.commands.latency import add_timing_arguments, timing_kwargs  # noqa: E402
+from nas.commands.latency_table import space_overrides  # noqa: E402
 
 SPACE_PRESETS = {"yolo_nas": ("yolo_nas_s", "yolo_nas_m", "yolo_nas_l")}
 SPACE_PRESETS["yolo_nas_pose"] = tuple(n for n in RELEASED if n.startswith("yolo_nas_pose"))
@@ -38,17 +48,19 @@ SPACE_PRESETS["yolo_nas_pose"] = tuple(n for n in RELEASED if n.startswith("yolo
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--device", default="cuda")
+    add_timing_arguments(p, device="cuda", precision="fp16", warmup=20, iters=100)
     p.add_argument("--presets", default=",".join(RELEASED), help="comma-separated names")
     p.add_argument("--backends", default="torch,torch-cudagraph")
-    p.add_argument("--precision", default="fp16")
-    p.add_argument("--image-size", type=int, default=640)
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--warmup", type=int, default=20)
-    p.add_argument("--iters", type=int, default=100)
     p.add_argument("--spaces", default="yolo_nas_pose,yolo_nas", help="'' to skip the predictor")
     p.add_argument("--space-arg", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--table-samples", type=int, default=6)
+    p.add_argument(
+        "--table-backend",
+        default=None,
+        help="backend of the predictor's table: torch (blocks timed in context) or "
+        "torch-cudagraph (blocks timed alone, each in its own graph); default "
+        "torch-cudagraph on a GPU, torch on a CPU",
+    )
+    p.add_argument("--table-samples", type=int, default=10)
     p.add_argument("--calib-samples", type=int, default=8)
     p.add_argument("--table-iters", type=int, default=30)
     p.add_argument("--budget-s", type=float, default=300.0, help="skip sections after this")
@@ -105,53 +117,29 @@ def preset_table(args: argparse.Namespace, rep: Report) -> dict[tuple[str, str],
         f"{args.precision}, warm-up {args.warmup}, {args.iters} timed runs (median of runs)"
     )
     rep.add()
-    rep.add("| model | backend | median ms | p90 ms | cv | SM MHz | temp C | power W | throttle |")
-    rep.add("|---|---|---|---|---|---|---|---|---|")
+    headers = RESULT_HEADERS["gpu"]
+    rep.add(markdown_table(headers, []))
     measured: dict[tuple[str, str], float] = {}
     for name in [n for n in args.presets.split(",") if n]:
         try:
             model = fuse(build_model(get_preset(name)))
         except Exception as exc:
-            rep.add(f"| {name} | - | error: {exc} | | | | | | |")
+            rep.add(markdown_row([name, "-", f"error: {exc}"] + [""] * (len(headers) - 3)))
             continue
         for backend in [b for b in args.backends.split(",") if b]:
             try:
-                r = measure_latency(
-                    model,
-                    device=args.device,
-                    precision=args.precision,
-                    batch_size=args.batch,
-                    image_size=args.image_size,
-                    backend=backend,
-                    warmup=args.warmup,
-                    iters=args.iters,
-                )
+                r = measure_latency(model, backend=backend, **timing_kwargs(args))
             except Exception as exc:
-                rep.add(f"| {name} | {backend} | error: {str(exc).splitlines()[0]} | | | | | | |")
+                error = f"error: {str(exc).splitlines()[0]}"
+                rep.add(markdown_row([name, backend, error] + [""] * (len(headers) - 3)))
                 continue
-            t = r.telemetry
             measured[(name, backend)] = r.median_ms
             rep.doc["presets"].append({"name": name, **r.to_dict()})
-            rep.add(
-                f"| {name} | {backend} | {r.median_ms:.3f} | {r.p90_ms:.3f} | {r.cv:.3f} | "
-                f"{t.get('sm_clock_mhz', '-')} | {t.get('temperature_c', '-')} | "
-                f"{t.get('power_w', '-')} | {t.get('throttle_reasons', '-') or 'none'} |"
-            )
+            rep.add(markdown_row(result_row(name, r, gpu=True)))
             rep.flush()
         del model
     rep.add()
     return measured
-
-
-def space_overrides(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-    return out
 
 
 def calibration(
@@ -162,29 +150,30 @@ def calibration(
     except Exception as exc:  # pragma: no cover - depends on the machine
         rep.add(f"predictor skipped: search_spaces does not import ({exc})")
         return
-    overrides = space_overrides(args.space_arg)
+    try:
+        overrides = space_overrides(args.space_arg)
+    except CliError as exc:
+        rep.add(f"predictor skipped: {exc}")
+        return
+    backend = args.table_backend or (
+        "torch-cudagraph" if args.device.startswith("cuda") else "torch"
+    )
     for name in [s for s in args.spaces.split(",") if s]:
         if time.monotonic() - t0 > args.budget_s:
             rep.add(f"predictor for {name} skipped: time budget of {args.budget_s:.0f} s spent")
             continue
         rep.add(
             f"## Predictor: space {name}, {args.table_samples} architectures in the table, "
-            f"{args.calib_samples} fresh ones to check (torch, {args.precision}, "
+            f"{args.calib_samples} fresh ones to check ({backend}, {args.precision}, "
             f"{args.image_size}x{args.image_size})"
         )
         rep.add()
         try:
             space = get_space(name, **overrides)
             t1 = time.monotonic()
+            timing = timing_kwargs(args, warmup=max(3, args.warmup // 2), iters=args.table_iters)
             table = LatencyTable.build(
-                space,
-                device=args.device,
-                image_size=args.image_size,
-                samples=args.table_samples,
-                batch_size=args.batch,
-                precision=args.precision,
-                warmup=max(3, args.warmup // 2),
-                iters=args.table_iters,
+                space, samples=args.table_samples, backend=backend, **timing
             )
             build_s = time.monotonic() - t1
             report = table.calibrate(samples=args.calib_samples)
@@ -192,12 +181,7 @@ def calibration(
             rep.add(f"error: {exc}")
             traceback.print_exc()
             continue
-        o = table.overhead
-        rep.add(
-            f"table: {len(table.entries)} blocks, built in {build_s:.0f} s; overhead "
-            f"{o['intercept_ms']:.3f} ms + {o['scale']:.3f} x sum(blocks), "
-            f"fit rmse {o['rmse_ms']:.3f} ms"
-        )
+        rep.add(f"table: {format_table_summary(table, build_s)}")
         rep.add()
         rep.add("```")
         for line in report.format().splitlines():
@@ -205,26 +189,25 @@ def calibration(
         rep.add("```")
         released = []
         for preset in SPACE_PRESETS.get(name, ()):
-            if (preset, "torch") in measured:
-                want = measured[(preset, "torch")]
+            if (preset, backend) in measured:
+                want = measured[(preset, backend)]
                 got = table.predict(get_preset(preset))
                 released.append((preset, want, got))
         if released:
             rep.add()
-            rep.add("released models (measured above, torch backend):")
+            rep.add(f"released models (measured above, {backend} backend):")
             rep.add()
-            rep.add("| model | measured ms | predicted ms | error |")
-            rep.add("|---|---|---|---|")
-            for preset, want, got in released:
-                rep.add(
-                    f"| {preset} | {want:.3f} | {got:.3f} | {100 * (got - want) / want:+.1f}% |"
-                )
+            rows = [
+                (p, f"{want:.3f}", f"{got:.3f}", f"{100 * (got - want) / want:+.1f}%")
+                for p, want, got in released
+            ]
+            rep.add(markdown_table(["model", "measured ms", "predicted ms", "error"], rows))
         rep.add()
         rep.doc["calibration"].append(
             {
                 "space": name,
                 "report": report.to_dict(),
-                "overhead": o,
+                "overhead": table.overhead,
                 "released": released,
                 "blocks": len(table.entries),
             }

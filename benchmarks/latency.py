@@ -5,12 +5,16 @@ Prints a markdown report (the figures recorded in docs/latency.md):
 1. repeatability: the same preset measured three times; spread of the medians;
 2. cost: wall time of one `measure_latency` call (build, fuse, warm-up, timing) and of a
    cache hit;
-3. predictor: a latency table built on random architectures of a space, then checked on fresh
-   ones (share within +-10 %, Kendall tau, MAPE, block coverage).
+3. predictor: a latency table built on random architectures of a space (by default the
+   quickstart's: ``yolo_nas_pose``, width 0.25, 128 px), then checked on fresh ones (share
+   within +-10 %, Kendall tau, MAPE, block coverage).
+
+Timings describe the machine as it was: run it when nothing else does (the report prints the
+load average at the start and the end).
 
 Example:
-    .venv/bin/python benchmarks/latency.py            # about 2-4 minutes on 2 cores
-    .venv/bin/python benchmarks/latency.py --preset yolo_nas_s --image-size 320
+    .venv/bin/python benchmarks/latency.py            # about one minute on 2 cores
+    .venv/bin/python benchmarks/latency.py --space yolo_nas --width-scale 0.5
 """
 
 from __future__ import annotations
@@ -27,81 +31,55 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from evaluators.latency import LatencyCache, LatencyTable, measure_latency  # noqa: E402
+from evaluators.latency.report import (  # noqa: E402
+    RESULT_HEADERS,
+    format_table_summary,
+    markdown_table,
+    result_row,
+)
 from evaluators.latency.telemetry import cpu_name  # noqa: E402
 from models.presets import get_preset  # noqa: E402
+from nas.commands.latency import add_timing_arguments, timing_kwargs  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--preset", default="yolo_nas_s")
-    p.add_argument("--image-size", type=int, default=320)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--iters", type=int, default=15)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--space", default="yolo_nas")
-    p.add_argument("--width-scale", type=float, default=0.5)
+    add_timing_arguments(p, image_size=320, warmup=3, iters=15)
+    p.add_argument("--space", default="yolo_nas_pose")
+    p.add_argument("--width-scale", type=float, default=0.25)
     p.add_argument("--table-size", type=int, default=128, help="image size of the table")
-    p.add_argument("--table-samples", type=int, default=6)
-    p.add_argument("--calib-samples", type=int, default=10)
+    p.add_argument("--table-samples", type=int, default=16)
+    p.add_argument("--table-warmup", type=int, default=5)
+    p.add_argument("--table-iters", type=int, default=20)
+    p.add_argument("--calib-samples", type=int, default=20)
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    lock_dir = tempfile.mkdtemp(prefix="opennac-bench-locks-")
-    spec = get_preset(args.preset)
-    load = os.getloadavg()[0]
-    print(f"# CPU latency benchmark on {cpu_name()} ({os.cpu_count()} cores, load {load:.1f})")
-    print(f"\ncommand: `{' '.join([Path(sys.executable).name, *sys.argv])}`\n")
-
+def repeatability(args: argparse.Namespace, timing: dict[str, object]) -> None:
     print(
-        f"## Repeatability: {args.preset}, {args.image_size}px, fp32, torch, "
-        f"{args.threads} thread(s), warm-up {args.warmup}, {args.iters} runs\n"
+        f"## Repeatability: {args.preset}, {args.image_size}px, {args.precision}, torch, "
+        f"{args.threads or 1} thread(s), warm-up {args.warmup}, {args.iters} runs\n"
     )
-    print("| run | median ms | min ms | p90 ms | cv | rounds | wall s |")
-    print("|---|---|---|---|---|---|---|")
-    medians, mins, walls = [], [], []
-    for i in range(3):
-        r = measure_latency(
-            spec,
-            image_size=args.image_size,
-            warmup=args.warmup,
-            iters=args.iters,
-            num_threads=args.threads,
-            lock_dir=lock_dir,
-        )
-        medians.append(r.median_ms)
-        mins.append(r.min_ms)
-        walls.append(r.wall_s)
-        print(
-            f"| {i + 1} | {r.median_ms:.2f} | {r.min_ms:.2f} | {r.p90_ms:.2f} | {r.cv:.3f} | "
-            f"{r.repeats} | "
-            f"{r.wall_s:.2f} |"
-        )
+    results = [measure_latency(get_preset(args.preset), **timing) for _ in range(3)]
+    rows = [result_row(f"{args.preset} #{i + 1}", r) for i, r in enumerate(results)]
+    print(markdown_table(RESULT_HEADERS["cpu"], rows))
+    medians, mins = [r.median_ms for r in results], [r.min_ms for r in results]
     mean = sum(medians) / 3
-    spread = 100 * (max(medians) - min(medians)) / mean
-    min_spread = 100 * (max(mins) - min(mins)) / (sum(mins) / 3)
     print(
-        f"\nspread of the medians: {spread:.1f}% of their mean ({mean:.2f} ms); "
-        f"spread of the minima: {min_spread:.1f}%\n"
+        f"\nspread of the medians: {100 * (max(medians) - min(medians)) / mean:.1f}% of their "
+        f"mean ({mean:.2f} ms); spread of the minima: "
+        f"{100 * (max(mins) - min(mins)) / (sum(mins) / 3):.1f}%\n"
     )
-
+    walls = [r.wall_s for r in results]
     print("## Cost of one measurement\n")
     with tempfile.TemporaryDirectory() as tmp:
         cache = LatencyCache(tmp)
-        kw = dict(
-            image_size=args.image_size,
-            warmup=args.warmup,
-            iters=args.iters,
-            num_threads=args.threads,
-            lock_dir=lock_dir,
-        )
         t0 = time.perf_counter()
-        cache.get_or_measure(spec, **kw)
+        cache.get_or_measure(get_preset(args.preset), **timing)
         miss = time.perf_counter() - t0
         t0 = time.perf_counter()
-        cache.get_or_measure(spec, **kw)
+        cache.get_or_measure(get_preset(args.preset), **timing)
         hit = time.perf_counter() - t0
     print(
         f"- measure_latency wall time (build + fuse + warm-up + timing): "
@@ -110,48 +88,50 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"- through the cache: first request {miss:.2f} s, second request {1000 * hit:.1f} ms\n")
 
-    print(
-        f"## Predictor: space {args.space} (width_scale {args.width_scale}), "
-        f"{args.table_size}px, {args.table_samples} architectures in the table\n"
-    )
+
+def predictor(args: argparse.Namespace, lock_dir: str) -> None:
     from search_spaces import get_space
 
+    print(
+        f"## Predictor: space {args.space} (width_scale {args.width_scale}), "
+        f"{args.table_size}px, {args.table_samples} architectures in the table, "
+        f"{args.calib_samples} fresh ones to check\n"
+    )
     space = get_space(args.space, width_scale=args.width_scale)
     t0 = time.perf_counter()
-    table = LatencyTable.build(
-        space,
-        image_size=args.table_size,
-        samples=args.table_samples,
-        warmup=args.warmup,
-        iters=args.iters,
-        num_threads=args.threads,
-        lock_dir=lock_dir,
+    timing = timing_kwargs(
+        args, image_size=args.table_size, warmup=args.table_warmup, iters=args.table_iters
     )
-    build_s = time.perf_counter() - t0
-    o = table.overhead
-    print(
-        f"table: {len(table.entries)} blocks in {build_s:.0f} s; overhead "
-        f"{o['intercept_ms']:.3f} ms + {o['scale']:.3f} x sum(blocks), "
-        f"fit rmse {o['rmse_ms']:.3f} ms\n"
-    )
+    table = LatencyTable.build(space, samples=args.table_samples, lock_dir=lock_dir, **timing)
+    print(f"table: {format_table_summary(table, time.perf_counter() - t0)}\n")
     t0 = time.perf_counter()
     report = table.calibrate(samples=args.calib_samples, lock_dir=lock_dir)
-    t1 = time.perf_counter()
-    table.predict(get_preset(args.preset))
-    first_ms = (time.perf_counter() - t1) * 1000
-    t1 = time.perf_counter()
+    calib_s = time.perf_counter() - t0
+    spec = get_preset(args.preset)
+    t0 = time.perf_counter()
+    table.predict(spec)
+    first_ms = (time.perf_counter() - t0) * 1000
+    t0 = time.perf_counter()
     for _ in range(20):
-        table.predict(get_preset(args.preset))
-    predict_ms = (time.perf_counter() - t1) / 20 * 1000
-    print("```")
-    print(report.format())
-    print("```")
+        table.predict(spec)
+    predict_ms = (time.perf_counter() - t0) / 20 * 1000
+    print(f"```\n{report.format()}\n```")
     print(
-        f"\ncalibration took {time.perf_counter() - t0:.0f} s; one prediction of a new "
-        f"architecture {first_ms:.0f} ms (meta-device decomposition), of a known one "
-        f"{predict_ms:.2f} ms"
+        f"\ncalibration took {calib_s:.0f} s; one prediction of a new architecture "
+        f"{first_ms:.0f} ms (meta-device decomposition), of a known one {predict_ms:.2f} ms"
     )
-    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads or 1)
+    lock_dir = tempfile.mkdtemp(prefix="opennac-bench-locks-")
+    load = os.getloadavg()[0]
+    print(f"# CPU latency benchmark on {cpu_name()} ({os.cpu_count()} cores, load {load:.2f})")
+    print(f"\ncommand: `{' '.join([Path(sys.executable).name, *sys.argv])}`\n")
+    repeatability(args, {**timing_kwargs(args), "lock_dir": lock_dir})
+    predictor(args, lock_dir)
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
     return 0
 
 

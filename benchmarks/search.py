@@ -73,18 +73,33 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_quickstart:
             results["quickstart"] = run(dict(base, name="bench-quickstart"), Path(tmp))
         for conc in (1, 2):
-            exp = dict(base, name=f"bench-c{conc}", seed_references=False,
-                       budget={"trials": args.trials, "concurrency": conc})
+            exp = dict(
+                base,
+                name=f"bench-c{conc}",
+                seed_references=False,
+                budget={"trials": args.trials, "concurrency": conc},
+            )
             results[f"concurrency_{conc}"] = run(exp, Path(tmp))
-    cols = ("trials", "concurrency", "wall_s", "train_s", "latency_s", "outside_share",
-            "overhead_per_trial_s", "in_trial_overhead_s", "trials_per_min", "loadavg_1m")
+    cols = (
+        "trials",
+        "concurrency",
+        "wall_s",
+        "train_s",
+        "latency_s",
+        "outside_share",
+        "overhead_per_trial_s",
+        "in_trial_overhead_s",
+        "trials_per_min",
+        "loadavg_1m",
+    )
     print("| run | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 1) + "|")
     for name, r in results.items():
         print(f"| {name} | " + " | ".join(str(r[c]) for c in cols) + " |")
     if "concurrency_1" in results:
-        speedup = results["concurrency_2"]["trials_per_min"] / results["concurrency_1"][
-            "trials_per_min"]
+        speedup = (
+            results["concurrency_2"]["trials_per_min"] / results["concurrency_1"]["trials_per_min"]
+        )
         print(f"\nthroughput 2 vs 1 concurrent trials: x{speedup:.2f}")
         results["speedup_2_vs_1"] = round(speedup, 2)
     if args.json:

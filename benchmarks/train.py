@@ -51,8 +51,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--images", type=int, default=64, help="synthetic images per task")
-    p.add_argument("--eval-images", type=int, default=200,
-                   help="val images for the COCO evaluation timing (default 200)")
+    p.add_argument(
+        "--eval-images",
+        type=int,
+        default=200,
+        help="val images for the COCO evaluation timing (default 200)",
+    )
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")
     return p.parse_args(argv)
 
@@ -71,8 +75,12 @@ def train_throughput(name: str, ds: CocoDataset, args: argparse.Namespace) -> di
     else:
         loss_fn = PoseLoss(spec.num_keypoints)
     opt = _optimizer(model, 1e-3, 1e-5)
-    batches = [b for b, _ in zip(make_loader(ds, args.batch, shuffle=True), range(args.steps + 1),
-                                 strict=False)]
+    batches = [
+        b
+        for b, _ in zip(
+            make_loader(ds, args.batch, shuffle=True), range(args.steps + 1), strict=False
+        )
+    ]
 
     def step(images: torch.Tensor, targets: list) -> None:
         x = images.to(device).float().div_(255)
@@ -94,8 +102,12 @@ def train_throughput(name: str, ds: CocoDataset, args: argparse.Namespace) -> di
     train_ips = n / (time.perf_counter() - t)
 
     model.eval()
-    val = [b for b, _ in zip(make_loader(ds, args.batch, shuffle=False), range(args.steps + 1),
-                             strict=False)]
+    val = [
+        b
+        for b, _ in zip(
+            make_loader(ds, args.batch, shuffle=False), range(args.steps + 1), strict=False
+        )
+    ]
     with torch.no_grad():
         model(val[0][0].to(device).float().div_(255))
         _sync(device)
@@ -149,8 +161,14 @@ def main(argv: list[str] | None = None) -> int:
 
         evals = {}
         for task, iou_types in (("detection", ("bbox",)), ("pose", ("keypoints", "bbox"))):
-            path = make_synthetic(Path(tmp) / f"eval_{task}", task, 2 * args.eval_images, 128,
-                                  seed=1, val_fraction=0.5)
+            path = make_synthetic(
+                Path(tmp) / f"eval_{task}",
+                task,
+                2 * args.eval_images,
+                128,
+                seed=1,
+                val_fraction=0.5,
+            )
             cfg = load_data_config(path, task)
             ds = CocoDataset(cfg.val_images, cfg.val_annotations, task, 128)
             preds, targets = [], []
@@ -160,8 +178,11 @@ def main(argv: list[str] | None = None) -> int:
                 n = len(t["boxes"])
                 rnd = torch.rand(30, 4, generator=gen) * 128
                 boxes = torch.cat([t["boxes"], torch.cat([rnd[:, :2], rnd[:, :2] + 20], 1)])
-                pred = {"boxes": boxes, "scores": torch.rand(n + 30, generator=gen),
-                        "labels": torch.cat([t["labels"], torch.zeros(30, dtype=torch.long)])}
+                pred = {
+                    "boxes": boxes,
+                    "scores": torch.rand(n + 30, generator=gen),
+                    "labels": torch.cat([t["labels"], torch.zeros(30, dtype=torch.long)]),
+                }
                 if task == "pose":
                     rk = torch.rand(30, 17, 3, generator=gen) * 128
                     pred["keypoints"] = torch.cat([t["keypoints"], rk])
@@ -190,8 +211,15 @@ def main(argv: list[str] | None = None) -> int:
     for k, (sec, n_img, n_det) in evals.items():
         print(f"| {k} | {n_img} | {n_det} | {sec:.3f} |")
     if args.json:
-        print(json.dumps({"throughput": rows, "loading": loading,
-                          "coco_eval_s": {k: v[0] for k, v in evals.items()}}))
+        print(
+            json.dumps(
+                {
+                    "throughput": rows,
+                    "loading": loading,
+                    "coco_eval_s": {k: v[0] for k, v in evals.items()},
+                }
+            )
+        )
     return 0
 
 

@@ -36,7 +36,7 @@ timeout "${GPU_CHECK_TEST_TIMEOUT:-200}" "$PY" -m pytest -m cuda $cuda_dirs -q -
 echo "== fused-preset latency table and predictor calibration"
 timeout "${GPU_CHECK_BENCH_TIMEOUT:-240}" "$PY" benchmarks/gpu_latency.py --device cuda --precision fp16 \
     --backends torch,torch-cudagraph --image-size 640 --warmup 20 --iters 100 \
-    --table-samples 6 --calib-samples 8 --table-iters 30 --budget-s "${GPU_CHECK_BUDGET_S:-150}" \
+    --table-samples 12 --calib-samples 8 --table-iters 30 --budget-s "${GPU_CHECK_BUDGET_S:-150}" \
     ${OUT_DIR:+--out "$OUT_DIR"} || status=1
 
 echo "== done (status $status)"

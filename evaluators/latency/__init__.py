@@ -1,4 +1,5 @@
-"""Latency on the target device: measurement, backends, telemetry, cache, lock, predictor.
+"""Latency on the target device: measurement, backends, telemetry, cache, lock, predictor,
+report text.
 
 Example:
     >>> from evaluators.latency import measure_latency
@@ -13,11 +14,13 @@ See docs/latency.md for the user guide.
 from __future__ import annotations
 
 from evaluators.latency.backends import BACKENDS, PRECISIONS, SUPPORT, check_support
+from evaluators.latency.blockprofile import BlockProfile, profile_blocks
 from evaluators.latency.cache import LatencyCache, cache_key
 from evaluators.latency.decompose import Block, spec_blocks
 from evaluators.latency.lock import default_lock_dir, device_lock
 from evaluators.latency.measure import measure_latency, measurement_count, prepare_model
-from evaluators.latency.predictor import CalibrationReport, LatencyTable, kendall_tau
+from evaluators.latency.predictor import LatencyTable, kendall_tau
+from evaluators.latency.report import CalibrationReport, format_calibration, format_result
 from evaluators.latency.result import LatencyError, LatencyResult
 from evaluators.latency.target import check_target
 from evaluators.latency.telemetry import cpu_name, device_name, library_versions
@@ -25,6 +28,7 @@ from evaluators.latency.telemetry import cpu_name, device_name, library_versions
 __all__ = [
     "BACKENDS",
     "Block",
+    "BlockProfile",
     "CalibrationReport",
     "LatencyCache",
     "LatencyError",
@@ -39,10 +43,13 @@ __all__ = [
     "default_lock_dir",
     "device_lock",
     "device_name",
+    "format_calibration",
+    "format_result",
     "kendall_tau",
     "library_versions",
     "measure_latency",
     "measurement_count",
     "prepare_model",
+    "profile_blocks",
     "spec_blocks",
 ]

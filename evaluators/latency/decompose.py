@@ -8,7 +8,10 @@ decoding) is the overhead that the predictor fits.
 
 A block's key is a hash of its fused structure (the module tree's ``repr`` plus each
 submodule's plain settings) and its input shapes: two blocks with the same key do the same
-work, whatever architecture they come from.
+work, whatever architecture they come from. Its family is a coarser hash: position, class,
+input shapes and the switches (boolean settings, e.g. QCI vs QSP) of its submodules, but not
+depths or hidden widths; the predictor estimates an unseen block from measured blocks of the
+same family.
 
 Example:
     >>> from models.presets import get_preset
@@ -38,6 +41,7 @@ class Block:
 
     path: str  # module path in the model, e.g. "backbone.stages.2"
     key: str  # structure + input shapes hash (16 hex digits)
+    family: str  # position + class + input shapes + switches hash (12 hex digits)
     macs: int  # multiply-accumulates of its convolutions
     layers: int  # convolution layers (kernel launches, roughly)
     activations: int  # elements its convolutions write
@@ -100,8 +104,24 @@ def _clone(obj: Any) -> Any:
 
 
 def block_key(module: nn.Module, inputs: tuple[Any, ...]) -> str:
+    """Hash of the block's fused structure and its input shapes (16 hex digits)."""
     text = structure_signature(module) + "\n" + repr(_shapes(inputs))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def block_family(path: str, module: nn.Module, inputs: tuple[Any, ...]) -> str:
+    """Hash of the block's position, class, input shapes and the set of boolean settings of
+    its submodules (12 hex digits): blocks that differ only in depth or widths share it."""
+    switches = sorted(
+        {
+            (type(sub).__name__, k, v)
+            for sub in module.modules()
+            for k, v in vars(sub).items()
+            if not k.startswith("_") and k != "training" and isinstance(v, bool)
+        }
+    )
+    text = f"{path}\n{type(module).__name__}\n{_shapes(inputs)!r}\n{switches!r}"
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _conv_cost(mod: nn.Module, inp: Tensor, out: Tensor) -> int:
@@ -138,6 +158,7 @@ def decompose(model: nn.Module, x: Tensor, keep_inputs: bool = False) -> list[Bl
                 raise ValueError(f"block {found[i][0]} takes keyword inputs; cannot time it")
             rec = records.setdefault(i, {"macs": 0, "layers": 0, "act": 0})
             rec["key"] = block_key(mod, args)
+            rec["family"] = block_family(found[i][0], mod, args)
             if keep_inputs:
                 rec["inputs"] = _clone(args)
 
@@ -168,6 +189,7 @@ def decompose(model: nn.Module, x: Tensor, keep_inputs: bool = False) -> list[Bl
             Block(
                 path=path,
                 key=rec["key"],
+                family=rec["family"],
                 macs=int(rec["macs"]),
                 layers=int(rec["layers"]),
                 activations=int(rec["act"]),
@@ -194,6 +216,7 @@ def spec_blocks(spec: Any, image_size: int = 640, batch_size: int = 1) -> list[B
 
 __all__ = [
     "Block",
+    "block_family",
     "block_key",
     "block_modules",
     "decompose",

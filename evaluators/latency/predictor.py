@@ -1,15 +1,23 @@
 """Per-block latency lookup table for a search space, and its calibration.
 
 `LatencyTable.build` samples architectures of a space, builds and fuses each, and times every
-block (see `evaluators.latency.decompose`) at its input shapes on the device, once per distinct
-block; it also times the whole models. A prediction is::
+block (see `evaluators.latency.decompose`) on the device, plus the whole model. A prediction
+is::
 
     predicted_ms = intercept_ms + scale * sum(block_ms)
 
-where ``intercept_ms`` and ``scale`` are a non-negative least-squares fit on the whole-model
-measurements (the work done between blocks and the effect of running blocks back to back; with
-fewer than four measurements, a ratio through zero). A block the table has never seen is
-estimated from its convolution work (see `fit_estimator`) and counted as not covered.
+Blocks are timed **in context** (``timing: context``, the ``torch`` backend): inside whole
+forward passes, by hooks around each block (`evaluators.latency.blockprofile`), so a block's
+time includes the cache misses it pays inside the model, and one profiled architecture gives
+both its block times and a whole-model point. Each entry keeps the median of up to `MAX_OBS`
+observations (one per profiled architecture that contains the block). With
+``torch-cudagraph`` (no hooks inside a graph) each new block is timed alone in its own graph
+(``timing: isolated``). ``intercept_ms`` and ``scale`` are a Theil-Sen line (median of the
+pairwise slopes) through the whole-model points.
+
+A block the table has never seen is estimated from measured blocks like it
+(`evaluators.latency.fitting.fit_estimator`: same family, else same position, else all) and
+counted as not covered. `LatencyTable.extend` times the missing blocks of a spec on demand.
 
 `LatencyTable.calibrate` measures fresh random architectures and reports the share of
 predictions within +-10 % and Kendall's tau between predicted and measured latencies.
@@ -23,8 +31,8 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,8 +42,15 @@ from typing import Any
 import torch
 
 from evaluators.latency.backends import check_support, make_runner, parse_device
+from evaluators.latency.blockprofile import profile_blocks
 from evaluators.latency.decompose import Block, decompose, spec_blocks
-from evaluators.latency.fitting import FEATURES, fit_estimator, kendall_tau, nonneg_lstsq
+from evaluators.latency.fitting import (
+    estimate_block_ms,
+    fit_estimator,
+    kendall_tau,
+    nonneg_lstsq,
+    theil_sen,
+)
 from evaluators.latency.lock import device_lock
 from evaluators.latency.measure import (
     cudnn_benchmark,
@@ -44,50 +59,18 @@ from evaluators.latency.measure import (
     time_runner,
     torch_threads,
 )
+from evaluators.latency.report import CalibrationReport
 from evaluators.latency.result import LatencyError
+from evaluators.latency.tablefile import FORMAT, read_table, table_document
 from evaluators.latency.target import check_target
 from evaluators.latency.telemetry import device_name, library_versions
 
-FORMAT = "opennac-latency-table/1"
-MIN_LINE_POINTS = 4  # whole-model measurements needed to fit an intercept as well as a scale
-
-
-@dataclass
-class CalibrationReport:
-    """Predicted vs measured latency on architectures the table was not fitted on."""
-
-    rows: list[dict[str, Any]]
-    within_10pct: float  # share of predictions within +-10 % of the measurement
-    kendall_tau: float
-    mape_pct: float  # mean absolute percentage error
-    coverage: float  # share of blocks found in the table (the rest estimated)
-    context: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "within_10pct": self.within_10pct,
-            "kendall_tau": self.kendall_tau,
-            "mape_pct": self.mape_pct,
-            "coverage": self.coverage,
-            "samples": len(self.rows),
-            "rows": self.rows,
-            "context": self.context,
-        }
-
-    def format(self) -> str:
-        """A plain-text table plus the summary line."""
-        lines = [f"{'arch_id':<14}{'measured_ms':>12}{'predicted_ms':>13}{'error':>9}{'cover':>7}"]
-        for r in self.rows:
-            lines.append(
-                f"{r['arch_id'][:12]:<14}{r['measured_ms']:>12.3f}{r['predicted_ms']:>13.3f}"
-                f"{r['error_pct']:>8.1f}%{r['coverage']:>7.2f}"
-            )
-        lines.append(
-            f"within +-10%: {self.within_10pct:.0%}   Kendall tau: {self.kendall_tau:.3f}   "
-            f"MAPE: {self.mape_pct:.1f}%   block coverage: {self.coverage:.0%}   "
-            f"({len(self.rows)} architectures, {self.context.get('device_name', '?')})"
-        )
-        return "\n".join(lines)
+# Whole-model points needed to fit a line; with fewer, in-context sums get scale 1 and the median
+# gap (a line through few points is noisier: 1.7-3.5 % vs 1.2-2.3 % mean error with 4-8 points
+# on 40 fresh architectures), isolated sums the median ratio.
+MIN_LINE_POINTS = {"context": 12, "isolated": 4}
+MAX_OBS = 9  # observations kept per entry (its ms is their median)
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def resolve_space(space: Any, overrides: dict[str, Any] | None = None) -> Any:
@@ -113,15 +96,15 @@ def sample_specs(space: Any, samples: int, seed: int) -> list[Any]:
 class LatencyTable:
     """Block latencies of one device and context, plus the fitted overhead terms.
 
-    ``entries``: block key -> ``{"block", "ms", "cv", "gmacs", "layers", "mact"}``.
-    ``overhead``: ``{"intercept_ms", "scale"}``; ``fit_points``: whole-model measurements
-    (``arch_id``, ``blocks_ms``, ``measured_ms``); ``estimator``: `fit_estimator`'s coefficients
-    for unseen blocks.
+    ``entries``: block key -> ``{"block", "family", "ms", "obs", "cv", "gmacs", "layers",
+    "mact"}``. ``overhead``: ``{"intercept_ms", "scale", "method", "points", "rmse_ms"}``;
+    ``fit_points``: whole-model measurements (``arch_id``, ``keys``, ``blocks_ms``,
+    ``measured_ms``); ``estimator``: `fit_estimator`'s coefficients for unseen blocks.
     """
 
     context: dict[str, Any]
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)
-    overhead: dict[str, float] = field(default_factory=lambda: {"intercept_ms": 0.0, "scale": 1.0})
+    overhead: dict[str, Any] = field(default_factory=lambda: {"intercept_ms": 0.0, "scale": 1.0})
     fit_points: list[dict[str, Any]] = field(default_factory=list)
     estimator: dict[str, Any] = field(default_factory=dict)
 
@@ -132,7 +115,7 @@ class LatencyTable:
         space: Any,
         device: str = "cpu",
         image_size: int = 640,
-        samples: int = 8,
+        samples: int = 16,
         seed: int = 0,
         batch_size: int = 1,
         precision: str = "fp32",
@@ -166,6 +149,7 @@ class LatencyTable:
             "warmup": warmup,
             "iters": iters,
             "num_threads": (num_threads or 1) if dev.type == "cpu" else num_threads,
+            "timing": "isolated" if backend == "torch-cudagraph" else "context",
             "samples": samples,
             "seed": seed,
             "versions": library_versions(),
@@ -176,16 +160,12 @@ class LatencyTable:
         if references and hasattr(space, "reference_specs"):
             specs += list(space.reference_specs().values())
         for i, spec in enumerate(specs):
-            new = table.extend(spec, lock_dir=lock_dir)
-            measured = table._measure_whole(spec, lock_dir)
-            blocks_ms = sum(table.entries[b.key]["ms"] for b in spec_blocks_cached(table, spec))
-            table.fit_points.append(
-                {"arch_id": spec.arch_id, "blocks_ms": blocks_ms, "measured_ms": measured}
-            )
+            new = table.add_architecture(spec, lock_dir=lock_dir, refit=False)
             if progress:
+                p = table.fit_points[-1]
                 progress(
                     f"[{i + 1}/{len(specs)}] {spec.arch_id[:12]}: {new} new blocks, "
-                    f"sum {blocks_ms:.3f} ms, whole {measured:.3f} ms"
+                    f"sum {p['blocks_ms']:.3f} ms, whole {p['measured_ms']:.3f} ms"
                 )
         table.refit()
         return table
@@ -208,27 +188,121 @@ class LatencyTable:
             spec, backend=self.context["backend"], lock_dir=lock_dir, **kw
         ).median_ms
 
-    def extend(self, spec: Any, lock_dir: str | Path | None = None) -> int:
+    def _device(self) -> torch.device:
+        """The table's device on this machine (refused when it is another device)."""
+        dev = parse_device(self._measure_kwargs()["device"])
+        check_target(self.context["device_name"], device_name(str(dev)), device=dev.type)
+        return dev
+
+    def add_architecture(
+        self, spec: Any, lock_dir: str | Path | None = None, refit: bool = True
+    ) -> int:
+        """Time ``spec`` on the device: its blocks (in context: all of them, adding an
+        observation to known entries; isolated: the missing ones) and the whole model, which
+        becomes a fit point. Returns how many entries were added."""
+        dev = self._device()
+        if self.context.get("timing") == "context":
+            new, measured, keys = self._profile(spec, dev, lock_dir)
+        else:
+            new = self._time_isolated(spec, dev, lock_dir)
+            measured = self._measure_whole(spec, lock_dir)
+            keys = [b.key for b in spec_blocks_cached(self, spec)]
+        blocks_ms = sum(self.entries[k]["ms"] for k in keys)
+        self.fit_points.append(
+            {
+                "arch_id": spec.arch_id,
+                "keys": keys,
+                "blocks_ms": blocks_ms,
+                "measured_ms": measured,
+            }
+        )
+        if refit:
+            self.refit()
+        return new
+
+    def extend(self, spec: Any, lock_dir: str | Path | None = None, refit: bool = True) -> int:
         """Time the blocks of ``spec`` that the table lacks (on this machine's device, which
-        must be the table's); returns how many were added."""
+        must be the table's; nothing is measured when none is missing); returns how many
+        entries were added. In context timing this profiles the whole model, which also adds
+        a fit point."""
+        if all(b.key in self.entries for b in spec_blocks_cached(self, spec)):
+            return 0
+        if self.context.get("timing") == "context":
+            return self.add_architecture(spec, lock_dir, refit)
+        new = self._time_isolated(spec, self._device(), lock_dir)
+        if refit:
+            self.refit()
+        return new
+
+    def _fused_and_input(self, spec: Any) -> tuple[Any, torch.Tensor]:
+        """The fused model of ``spec`` (on the CPU) and the table's fixed input batch."""
         from models.build import build_model, fuse
 
         c = self.context
-        dev = parse_device(self._measure_kwargs()["device"])
-        check_target(c["device_name"], device_name(str(dev)), device=dev.type)
-        if all(b.key in self.entries for b in spec_blocks_cached(self, spec)):
-            return 0
-        dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-        model = fuse(build_model(spec)).to(device=dev, dtype=dtype[c["precision"]])
+        model = fuse(build_model(spec))
         size, batch = c["image_size"], c["batch_size"]
         x = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
+        return model, x
+
+    def _observe(self, block: Block, ms: float, cv: float) -> bool:
+        """Record one timing of ``block``; True when it is a new entry."""
+        entry = self.entries.get(block.key)
+        if entry is None:
+            self.entries[block.key] = {
+                "block": block.path,
+                "family": block.family,
+                "ms": ms,
+                "obs": [round(ms, 6)],
+                "cv": round(cv, 4),
+                **{k: round(v, 6) for k, v in block.features().items()},
+            }
+            return True
+        obs = [*entry.get("obs", [entry["ms"]]), round(ms, 6)][-MAX_OBS:]
+        entry.update(obs=obs, ms=statistics.median(obs), family=block.family)
+        return False
+
+    def _profile(
+        self, spec: Any, dev: torch.device, lock_dir: str | Path | None
+    ) -> tuple[int, float, list[str]]:
+        c = self.context
+        model, x = self._fused_and_input(spec)
+        with (
+            torch_threads(c["num_threads"]),
+            cudnn_benchmark(dev.type == "cuda"),
+            device_lock(device_key(dev), lock_dir),
+        ):
+            prof = profile_blocks(
+                model,
+                x,
+                device=str(dev),
+                precision=c["precision"],
+                warmup=c["warmup"],
+                iters=c["iters"],
+                num_threads=c["num_threads"] or 1,
+            )
+        del model
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+        added = sum(
+            self._observe(b, ms, cv)
+            for b, ms, cv in zip(prof.blocks, prof.block_ms, prof.block_cv, strict=True)
+        )
+        return added, prof.whole.median_ms, [b.key for b in prof.blocks]
+
+    def _time_isolated(self, spec: Any, dev: torch.device, lock_dir: str | Path | None) -> int:
+        """Time each missing block alone (its own runner, e.g. its own CUDA graph)."""
+        c = self.context
+        if all(b.key in self.entries for b in spec_blocks_cached(self, spec)):
+            return 0
+        model, x = self._fused_and_input(spec)
+        model = model.to(device=dev, dtype=DTYPES[c["precision"]])
         added = 0
         with (
             torch_threads(c["num_threads"]),
             cudnn_benchmark(dev.type == "cuda"),
             device_lock(device_key(dev), lock_dir),
         ):
-            blocks = decompose(model, x.to(device=dev, dtype=model_dtype(model)), True)
+            blocks = decompose(model, x.to(device=dev, dtype=DTYPES[c["precision"]]), True)
             for block in blocks:
                 if block.key in self.entries:
                     continue
@@ -245,59 +319,76 @@ class LatencyTable:
                     timing = time_runner(runner, c["warmup"], c["iters"], 0.1, 3)
                 finally:
                     runner.close()
-                self.entries[block.key] = {
-                    "block": block.path,
-                    "ms": timing.median_ms,
-                    "cv": round(timing.cv, 4),
-                    **{k: round(v, 6) for k, v in block.features().items()},
-                }
-                added += 1
+                added += self._observe(block, timing.median_ms, timing.cv)
+        del model, blocks
         if dev.type == "cuda":
-            del model
             torch.cuda.empty_cache()
         return added
 
     def refit(self) -> None:
-        """Fit the unseen-block estimator on the entries and the overhead on the fit points."""
+        """Fit the unseen-block estimator on the entries and the overhead on the fit points
+        (their block sums recomputed from the current entries)."""
         self.estimator = fit_estimator(list(self.entries.values())) if self.entries else {}
         pts = self.fit_points
-        spread = len({round(p["blocks_ms"], 9) for p in pts})
-        scale, intercept = 0.0, 0.0
-        if len(pts) >= MIN_LINE_POINTS and spread >= 2:
-            scale, intercept = nonneg_lstsq(
-                [[p["blocks_ms"], 1.0] for p in pts], [p["measured_ms"] for p in pts]
-            )
-        if scale <= 0:  # too few points for a line, or no slope: a ratio through zero
-            num = sum(p["measured_ms"] * p["blocks_ms"] for p in pts)
-            den = sum(p["blocks_ms"] ** 2 for p in pts)
-            scale, intercept = (num / den if den > 0 else 1.0), 0.0
-        resid = [p["measured_ms"] - (intercept + scale * p["blocks_ms"]) for p in pts]
+        for p in pts:
+            keys = p.get("keys")
+            if keys and all(k in self.entries for k in keys):
+                p["blocks_ms"] = sum(self.entries[k]["ms"] for k in keys)
+        xs = [p["blocks_ms"] for p in pts]
+        ys = [p["measured_ms"] for p in pts]
+        scale, intercept, method = math.nan, 0.0, ""
+        timing = self.context.get("timing", "isolated")
+        if len(pts) >= MIN_LINE_POINTS[timing] and len({round(x, 9) for x in xs}) >= 2:
+            scale, intercept = theil_sen(xs, ys)
+            method = "theil-sen"
+        if not scale > 0:  # too few points for a line, or no slope
+            if not pts:
+                scale, intercept, method = 1.0, 0.0, "none"
+            elif timing == "context":  # block sums are close to the whole
+                scale, intercept = (
+                    1.0,
+                    statistics.median(y - x for x, y in zip(xs, ys, strict=True)),
+                )
+                method = "median offset"
+            else:  # isolated blocks run faster than in the model: a ratio through zero
+                ratios = [y / x for x, y in zip(xs, ys, strict=True) if x > 0]
+                scale, intercept = (statistics.median(ratios) if ratios else 1.0), 0.0
+                method = "median ratio"
+        resid = [y - (intercept + scale * x) for x, y in zip(xs, ys, strict=True)]
         self.overhead = {
             "intercept_ms": float(intercept),
             "scale": float(scale),
+            "method": method,
             "points": len(pts),
             "rmse_ms": math.sqrt(sum(r * r for r in resid) / len(resid)) if resid else 0.0,
         }
 
     # -- predicting ---------------------------------------------------------------------
     def estimate_block(self, block: Block) -> float:
-        """Latency of a block the table lacks, from its convolution work."""
+        """Latency of a block the table lacks, from measured blocks like it."""
+        return self._estimate(block)[0]
+
+    def _estimate(self, block: Block) -> tuple[float, str]:
         if not self.estimator:
             raise LatencyError("latency table has no entries to estimate unseen blocks from")
-        feats = block.features()
-        local = self.estimator.get("paths", {}).get(block.path)
-        if local is not None:  # same position: ms = const + rate * GMACs
-            return local["const_ms"] + local["ms_per_gmac"] * feats["gmacs"]
-        coef = self.estimator["global"]
-        return coef["const_ms"] + sum(coef[f] * feats[f] for f in FEATURES)
+        return estimate_block_ms(self.estimator, block.path, block.family, block.features())
 
     def explain(self, spec: Any) -> list[dict[str, Any]]:
-        """Per block: path, key, ms and whether it came from the table (``exact``)."""
+        """Per block: path, key, ms, whether it came from the table (``exact``) and its
+        ``source`` (``table``, or the estimator level: ``family``, ``path``, ``global``)."""
         rows = []
         for b in spec_blocks_cached(self, spec):
             entry = self.entries.get(b.key)
-            ms = entry["ms"] if entry else self.estimate_block(b)
-            rows.append({"block": b.path, "key": b.key, "ms": ms, "exact": entry is not None})
+            ms, source = (entry["ms"], "table") if entry else self._estimate(b)
+            rows.append(
+                {
+                    "block": b.path,
+                    "key": b.key,
+                    "ms": ms,
+                    "exact": entry is not None,
+                    "source": source,
+                }
+            )
         return rows
 
     def predict(self, spec: Any) -> float:
@@ -306,6 +397,7 @@ class LatencyTable:
         return self.overhead["intercept_ms"] + self.overhead["scale"] * total
 
     def coverage(self, spec: Any) -> float:
+        """Share of the spec's blocks found in the table."""
         rows = self.explain(spec)
         return sum(r["exact"] for r in rows) / len(rows)
 
@@ -321,7 +413,7 @@ class LatencyTable:
         progress: Callable[[str], None] | None = None,
     ) -> CalibrationReport:
         """Measure ``samples`` random architectures (seeds from ``seed``, away from the build's)
-        and compare with the predictions."""
+        and compare with the predictions (the table is not changed)."""
         c = self.context
         dev = self._measure_kwargs()["device"]
         check_target(c["device_name"], device_name(dev), allow_mismatch, device=dev)
@@ -350,6 +442,7 @@ class LatencyTable:
                 )
         if not rows:
             raise LatencyError("calibrate: no architectures to measure")
+        keys = ("space", "device_name", "backend", "precision", "batch_size", "image_size")
         return CalibrationReport(
             rows=rows,
             within_10pct=sum(abs(r["error_pct"]) <= 10.0 for r in rows) / len(rows),
@@ -358,34 +451,17 @@ class LatencyTable:
             ),
             mape_pct=sum(abs(r["error_pct"]) for r in rows) / len(rows),
             coverage=sum(r["coverage"] for r in rows) / len(rows),
-            context={
-                **{
-                    k: c[k]
-                    for k in (
-                        "space",
-                        "device_name",
-                        "backend",
-                        "precision",
-                        "batch_size",
-                        "image_size",
-                    )
-                },
-                "seed": seed,
-            },
+            context={**{k: c[k] for k in keys}, "timing": c.get("timing"), "seed": seed},
         )
 
     # -- files --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT,
-            "context": self.context,
-            "overhead": self.overhead,
-            "estimator": self.estimator,
-            "fit_points": self.fit_points,
-            "entries": self.entries,
-        }
+        return table_document(self)
 
     def save(self, path: str | Path) -> Path:
+        """Write the table as JSON (format `FORMAT`)."""
+        import json
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_dict(), indent=1, sort_keys=True, default=str))
@@ -393,44 +469,19 @@ class LatencyTable:
 
     @classmethod
     def load(cls, path: str | Path) -> LatencyTable:
-        """Read a table file; a wrong format or a missing key raises LatencyError naming it."""
-        path = Path(path)
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise LatencyError(f"{path}: no such latency table file") from None
-        except (OSError, ValueError) as exc:
-            raise LatencyError(f"{path}: not a JSON latency table ({exc})") from None
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            got = doc.get("format") if isinstance(doc, dict) else None
-            raise LatencyError(f"{path}: format {got!r}, expected {FORMAT!r}")
-        for key in ("context", "entries", "overhead"):
-            if not isinstance(doc.get(key), dict):
-                raise LatencyError(f"{path}: key {key!r} missing or not a mapping")
-        for key in (
-            "device",
-            "device_name",
-            "backend",
-            "precision",
-            "batch_size",
-            "image_size",
-            "space",
-        ):
-            if key not in doc["context"]:
-                raise LatencyError(f"{path}: key 'context.{key}' missing")
-        return cls(
+        """Read a table file (an older format is upgraded in memory); a wrong format or a
+        missing key raises LatencyError naming it."""
+        doc = read_table(path)
+        table = cls(
             context=doc["context"],
             entries=doc["entries"],
             overhead=doc["overhead"],
             fit_points=list(doc.get("fit_points", [])),
-            estimator=dict(doc.get("estimator", {})),
+            estimator=dict(doc.get("estimator") or {}),
         )
-
-
-def model_dtype(model: torch.nn.Module) -> torch.dtype:
-    for p in model.parameters():
-        return p.dtype
-    return torch.float32
+        if doc.get("upgraded_from") or not table.estimator:
+            table.estimator = fit_estimator(list(table.entries.values())) if table.entries else {}
+        return table
 
 
 _BLOCK_CACHE: dict[tuple[str, int, int], list[Block]] = {}

@@ -1,5 +1,10 @@
 """``opennac latency NAME_OR_FILE``: latency of the fused model on a device and backend.
 
+Also the device and timing flags that ``opennac latency-table build`` and the latency
+benchmark scripts share: `add_timing_arguments` declares them, `timing_kwargs` turns them into
+the keyword arguments of `measure_latency` and `LatencyTable.build`. (They live here, not in
+``evaluators.latency``, so that declaring them imports no PyTorch.)
+
 Example:
     $ opennac latency yolo_nas_s --device cuda --backend torch-cudagraph --precision fp16
     $ opennac latency runs/demo/variants/s.yaml --image-size 320 --json
@@ -29,24 +34,12 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("arch", metavar="NAME_OR_FILE", help="preset name or architecture file")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument(
         "--backend",
         default="torch",
         help=f"one of {', '.join(BACKENDS)} (default torch)",
     )
-    parser.add_argument(
-        "--precision", default="fp32", help=f"one of {', '.join(PRECISIONS)} (default fp32)"
-    )
-    parser.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
-    parser.add_argument(
-        "--image-size", type=int, default=640, help="square input, a multiple of 32 (default 640)"
-    )
-    parser.add_argument("--warmup", type=int, default=10, help="warm-up runs (default 10)")
-    parser.add_argument("--iters", type=int, default=50, help="timed runs per round (default 50)")
-    parser.add_argument(
-        "--threads", type=int, default=None, help="CPU threads (default 1 on CPU; GPU: as is)"
-    )
+    add_timing_arguments(parser)
     parser.add_argument(
         "--target",
         default=None,
@@ -61,6 +54,65 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--lock-dir", default=None, help="directory of the per-device lock files")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
+
+
+def add_timing_arguments(
+    parser: argparse.ArgumentParser,
+    device: str = "cpu",
+    precision: str = "fp32",
+    image_size: int = 640,
+    warmup: int = 10,
+    iters: int = 50,
+) -> None:
+    """Declare ``--device``, ``--precision``, ``--batch``, ``--image-size``, ``--warmup``,
+    ``--iters`` and ``--threads`` (defaults as given).
+
+    Example:
+        >>> p = argparse.ArgumentParser()
+        >>> add_timing_arguments(p, image_size=320)
+        >>> timing_kwargs(p.parse_args(["--iters", "5"]), warmup=2)["iters"]
+        5
+    """
+    parser.add_argument("--device", default=device, help=f"cpu, cuda or cuda:N (default {device})")
+    parser.add_argument(
+        "--precision",
+        default=precision,
+        help=f"one of {', '.join(PRECISIONS)} (default {precision})",
+    )
+    parser.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=image_size,
+        help=f"square input, a multiple of 32 (default {image_size})",
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=warmup, help=f"warm-up runs (default {warmup})"
+    )
+    parser.add_argument(
+        "--iters", type=int, default=iters, help=f"timed runs per round (default {iters})"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (default 1 on CPU; GPU: as is)"
+    )
+
+
+def timing_kwargs(args: argparse.Namespace, **changes: Any) -> dict[str, Any]:
+    """``device``, ``precision``, ``batch_size``, ``image_size``, ``warmup``, ``iters`` and
+    ``num_threads`` from the flags of `add_timing_arguments`, with ``changes`` applied."""
+    kwargs = {
+        "device": args.device,
+        "precision": args.precision,
+        "batch_size": args.batch,
+        "image_size": args.image_size,
+        "warmup": args.warmup,
+        "iters": args.iters,
+        "num_threads": args.threads,
+    }
+    unknown = sorted(set(changes) - set(kwargs))
+    if unknown:
+        raise TypeError(f"timing_kwargs: unknown keys {unknown}")
+    return {**kwargs, **changes}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,16 +138,7 @@ def run(args: argparse.Namespace) -> int:
             args.target, device_name(args.device), args.allow_device_mismatch, device=dev.type
         )
         result = measure_latency(
-            spec,
-            device=args.device,
-            precision=args.precision,
-            batch_size=args.batch,
-            image_size=args.image_size,
-            backend=args.backend,
-            warmup=args.warmup,
-            iters=args.iters,
-            num_threads=args.threads,
-            lock_dir=args.lock_dir,
+            spec, backend=args.backend, lock_dir=args.lock_dir, **timing_kwargs(args)
         )
     except LatencyError as exc:
         raise CliError(str(exc)) from None

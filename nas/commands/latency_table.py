@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.cli import CliError
+from nas.commands.latency import add_timing_arguments, timing_kwargs
 
 
 def register(subparsers: Any) -> None:
@@ -22,10 +23,11 @@ def register(subparsers: Any) -> None:
         help="per-block latency predictor of a search space: build, check",
         description=(
             "A latency lookup table for a search space on one device: every distinct block "
-            "(stem, backbone stages, SPP, neck stages, head levels) of a few random "
-            "architectures timed once at its input shape, plus an overhead fitted on the whole "
-            "models. 'build' makes the table, 'check' reports how well it predicts fresh random "
-            "architectures (share within +-10%, Kendall tau)."
+            "(stem, backbone stages, SPP, neck stages, head levels) of random architectures, "
+            "timed where it runs inside the whole model, plus an overhead line fitted on the "
+            "whole models; unseen blocks are estimated from measured blocks of the same kind "
+            "and position. 'build' makes the table, 'check' reports how well it predicts fresh "
+            "random architectures (share within +-10%, Kendall tau)."
         ),
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
@@ -42,21 +44,15 @@ def register(subparsers: Any) -> None:
         metavar="KEY=VALUE",
         help="space override, repeatable (e.g. width_scale=0.25); VALUE is read as YAML",
     )
-    build.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    build.add_argument("--image-size", type=int, default=640, help="square input (default 640)")
-    build.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
-    build.add_argument("--precision", default="fp32", help="fp32, fp16 or bf16 (default fp32)")
+    add_timing_arguments(build, warmup=5, iters=20)
     build.add_argument(
         "--backend", default="torch", help="torch or torch-cudagraph (default torch)"
     )
-    build.add_argument("--samples", type=int, default=8, help="random architectures (default 8)")
+    build.add_argument("--samples", type=int, default=16, help="random architectures (default 16)")
     build.add_argument("--seed", type=int, default=0, help="first sampling seed (default 0)")
     build.add_argument(
         "--references", action="store_true", help="also time the space's released models"
     )
-    build.add_argument("--warmup", type=int, default=5, help="warm-up runs (default 5)")
-    build.add_argument("--iters", type=int, default=20, help="timed runs (default 20)")
-    build.add_argument("--threads", type=int, default=None, help="CPU threads (default 1)")
     build.add_argument("--lock-dir", default=None, help="directory of the device lock files")
     build.add_argument(
         "--out", default=None, help="output file (default latency-table-SPACE-DEVICE-SIZE.json)"
@@ -90,7 +86,14 @@ def _no_action(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def _space_overrides(items: list[str]) -> dict[str, Any]:
+def space_overrides(items: list[str]) -> dict[str, Any]:
+    """Repeated ``--space-arg KEY=VALUE`` as a dict of space overrides (VALUE read as YAML);
+    CliError quotes a bad item.
+
+    Example:
+        >>> space_overrides(["width_scale=0.25", "tiers=[n]"])
+        {'width_scale': 0.25, 'tiers': ['n']}
+    """
     import yaml
 
     out: dict[str, Any] = {}
@@ -131,7 +134,7 @@ def run_build(args: argparse.Namespace) -> int:
         check_support(args.backend, dev.type, args.precision)
     except LatencyError as exc:
         raise CliError(str(exc)) from None
-    overrides = _space_overrides(args.space_arg)
+    overrides = space_overrides(args.space_arg)
     try:
         from search_spaces import get_space
 
@@ -142,19 +145,13 @@ def run_build(args: argparse.Namespace) -> int:
     try:
         table = LatencyTable.build(
             space,
-            device=args.device,
-            image_size=args.image_size,
             samples=args.samples,
             seed=args.seed,
-            batch_size=args.batch,
-            precision=args.precision,
             backend=args.backend,
-            warmup=args.warmup,
-            iters=args.iters,
-            num_threads=args.threads,
             lock_dir=args.lock_dir,
             references=args.references,
             progress=_progress,
+            **timing_kwargs(args),
         )
     except LatencyError as exc:
         raise CliError(str(exc)) from None

@@ -17,21 +17,11 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
     return code, out, err
 
 
+TINY = ["latency", "yolo_nas_tiny", "--image-size", "64"]
+
+
 def test_latency_json(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(
-        [
-            "latency",
-            "yolo_nas_tiny",
-            "--image-size",
-            "64",
-            "--iters",
-            "5",
-            "--warmup",
-            "1",
-            "--json",
-        ],
-        capsys,
-    )
+    code, out, _ = run([*TINY, "--iters", "5", "--warmup", "1", "--json"], capsys)
     assert code == 0
     info = json.loads(out)
     for key in ("median_ms", "p90_ms", "cv", "device_name", "backend"):
@@ -41,21 +31,7 @@ def test_latency_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_latency_table_output(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(
-        [
-            "latency",
-            "yolo_nas_tiny",
-            "--image-size",
-            "64",
-            "--iters",
-            "3",
-            "--warmup",
-            "0",
-            "--target",
-            "cpu",
-        ],
-        capsys,
-    )
+    code, out, _ = run([*TINY, "--iters", "3", "--warmup", "0", "--target", "cpu"], capsys)
     assert code == 0 and "median" in out and "p90" in out and "versions" in out
 
 
@@ -123,6 +99,7 @@ def test_latency_table_build_and_check(tmp_path: Path, capsys: pytest.CaptureFix
         capsys,
     )
     assert code == 0 and out_file.exists() and "blocks from 2 architectures" in out
+    assert "context timing" in out and json.loads(out_file.read_text())["fit_points"]
     code, out, _ = run(
         ["latency-table", "check", str(out_file), "--samples", "2", "--json"], capsys
     )

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from evaluators.latency import LatencyTable, measure_latency
+from evaluators.latency import LatencyTable, measure_latency, profile_blocks
 from evaluators.latency.backends import make_runner
 from evaluators.latency.measure import device_key, time_runner
 from evaluators.latency.target import names_match
@@ -41,6 +41,33 @@ def test_cuda_events_time_the_gpu_work() -> None:
     timing = time_runner(runner, warmup=1, iters=5, cv_threshold=0.5, max_repeats=1)
     assert timing.median_ms >= 0.9 * floor_ms
     assert timing.median_ms < 50 * floor_ms
+
+
+class SleepParts(nn.Module):
+    """Two spinning blocks under ``backbone`` (the parts `profile_blocks` times)."""
+
+    def __init__(self, cycles: tuple[int, int]) -> None:
+        super().__init__()
+        self.backbone = nn.ModuleList([Sleep(c) for c in cycles])
+        self.conv = nn.Conv2d(1, 1, 1)  # a parameter, so the model has a dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.backbone:
+            x = block(x)
+        return x
+
+
+def test_block_profile_events_time_each_block() -> None:
+    dev = torch.device("cuda", torch.cuda.current_device())
+    clock_khz = getattr(torch.cuda.get_device_properties(dev), "clock_rate", 0) or 2_000_000
+    cycles = (5_000_000, 20_000_000)
+    prof = profile_blocks(
+        SleepParts(cycles), torch.zeros(1, 1, 1, 1), device="cuda", warmup=1, iters=5
+    )
+    short, long = prof.block_ms
+    assert short >= 0.9 * cycles[0] / clock_khz and long >= 0.9 * cycles[1] / clock_khz
+    assert long > 2 * short  # each block its own events, not the whole pass
+    assert prof.whole.median_ms >= 0.9 * (short + long)
 
 
 def test_fp16_measurement_with_context() -> None:
@@ -98,16 +125,29 @@ def test_onnxruntime_cuda_provider() -> None:
 
 
 def test_latency_table_on_gpu() -> None:
+    from evaluators.latency.predictor import sample_specs
     from search_spaces import get_space
 
-    table = LatencyTable.build(
-        get_space("yolo_nas", width_scale=0.25),
-        device="cuda",
-        image_size=128,
-        samples=2,
-        precision="fp16",
-        **FAST,
-    )
+    space = get_space("yolo_nas", width_scale=0.25)
+    tables = {
+        backend: LatencyTable.build(
+            space,
+            device="cuda",
+            image_size=128,
+            samples=2,
+            precision="fp16",
+            backend=backend,
+            **FAST,
+        )
+        for backend in ("torch", "torch-cudagraph")
+    }
+    table = tables["torch"]
     assert table.context["device"] == "cuda" and len(table.entries) > 0
+    assert table.context["timing"] == "context"
+    for p in table.fit_points:  # in-context block times are parts of the pass
+        assert 0.3 * p["measured_ms"] < p["blocks_ms"] < 1.25 * p["measured_ms"]
     report = table.calibrate(samples=2)
     assert len(report.rows) == 2
+    graphs = tables["torch-cudagraph"]
+    assert graphs.context["timing"] == "isolated" and len(graphs.entries) == len(table.entries)
+    assert graphs.predict(sample_specs(space, 1, 99)[0]) > 0

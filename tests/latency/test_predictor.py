@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
+import statistics
 from pathlib import Path
 
 import pytest
@@ -68,8 +70,11 @@ def test_build_predict_save_load(table: LatencyTable, tmp_path: Path) -> None:
     specs = sample_specs(SPACE, 3, 0)
     keys = {b.key for s in specs for b in spec_blocks(s, 64)}
     assert set(table.entries) == keys  # every distinct block timed once, nothing else
-    assert all(e["ms"] > 0 for e in table.entries.values())
+    assert all(e["ms"] > 0 and e["obs"] for e in table.entries.values())
+    assert table.context["timing"] == "context"
     assert [p["arch_id"] for p in table.fit_points] == [s.arch_id for s in specs]
+    for p in table.fit_points:  # a point's block sum is that of the current entries
+        assert p["blocks_ms"] == pytest.approx(sum(table.entries[k]["ms"] for k in p["keys"]))
     assert table.context["space"] == "yolo_nas" and table.context["image_size"] == 64
     assert table.context["space_overrides"]["width_scale"] == 0.25
     o = table.overhead
@@ -85,6 +90,23 @@ def test_build_predict_save_load(table: LatencyTable, tmp_path: Path) -> None:
     loaded = LatencyTable.load(path)
     assert loaded.predict(unseen) == pytest.approx(table.predict(unseen))
     assert loaded.extend(spec) == 0  # nothing to add: no measurement
+
+
+def test_profiling_again_adds_observations(table: LatencyTable) -> None:
+    again = LatencyTable(
+        context=dict(table.context),
+        entries=copy.deepcopy(table.entries),
+        fit_points=copy.deepcopy(table.fit_points),
+    )
+    spec = sample_specs(SPACE, 1, 0)[0]
+    keys = [b.key for b in spec_blocks(spec, 64)]
+    assert again.add_architecture(spec) == 0  # nothing new, but timed again
+    assert len(again.fit_points) == len(table.fit_points) + 1
+    for k in keys:
+        obs = again.entries[k]["obs"]
+        assert len(obs) == len(table.entries[k]["obs"]) + 1
+        assert again.entries[k]["ms"] == pytest.approx(statistics.median(obs))
+    assert again.overhead["points"] == len(again.fit_points)  # refitted
 
 
 def test_calibration_report(table: LatencyTable) -> None:
@@ -104,7 +126,7 @@ def test_calibration_report(table: LatencyTable) -> None:
 def test_load_refuses_bad_files(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"format": "opennac-latency-table/99"}))
-    with pytest.raises(LatencyError, match="expected 'opennac-latency-table/1'"):
+    with pytest.raises(LatencyError, match="expected 'opennac-latency-table/2'"):
         LatencyTable.load(bad)
     bad.write_text(json.dumps({"format": FORMAT, "context": {}, "entries": {}, "overhead": {}}))
     with pytest.raises(LatencyError, match="context.device"):
