@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -31,3 +32,13 @@ def resolve_arch(name_or_file: str) -> tuple[Any, str]:
 
 def print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=None, sort_keys=True, default=str))
+
+
+def print_help_without_action(parser: argparse.ArgumentParser) -> None:
+    """Make ``opennac GROUP`` with no sub-action print the group's help and exit 2."""
+
+    def _show(args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+
+    parser.set_defaults(func=_show)

@@ -11,6 +11,7 @@ import argparse
 from typing import Any
 
 from nas.cli import CliError
+from nas.commands._common import print_help_without_action
 
 
 def register(subparsers: Any) -> None:
@@ -43,12 +44,7 @@ def register(subparsers: Any) -> None:
                        help="share of images in the val split (default 0.25)")
     synth.add_argument("--json", action="store_true", help="print one JSON object")
     synth.set_defaults(func=run_synth)
-    parser.set_defaults(func=lambda args: _no_action(parser))
-
-
-def _no_action(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
+    print_help_without_action(parser)
 
 
 def run_synth(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.cli import CliError
+from nas.commands._common import print_help_without_action
 from nas.commands.latency import add_timing_arguments, timing_kwargs
 
 
@@ -78,12 +79,7 @@ def register(subparsers: Any) -> None:
     check.add_argument("--lock-dir", default=None, help="directory of the device lock files")
     check.add_argument("--json", action="store_true", help="print one JSON object")
     check.set_defaults(func=run_check)
-    parser.set_defaults(func=lambda args: _no_action(parser))
-
-
-def _no_action(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
+    print_help_without_action(parser)
 
 
 def space_overrides(items: list[str]) -> dict[str, Any]:
