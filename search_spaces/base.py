@@ -45,6 +45,19 @@ class SearchSpace(abc.ABC):
     def sample(self, trial: Any) -> ArchSpec:
         """Suggest every parameter on ``trial`` and return the architecture they describe."""
 
+    def sample_random(self, seed: int) -> ArchSpec:
+        """One architecture drawn uniformly per parameter with ``RandomTrial(seed)`` (no Optuna).
+
+        Example:
+            >>> from search_spaces import get_space
+            >>> space = get_space("yolo_nas_pose", width_scale=0.25)
+            >>> space.sample_random(3) == space.sample_random(3)
+            True
+        """
+        from search_spaces.trials import RandomTrial
+
+        return self.sample(RandomTrial(seed=seed))
+
     def reference_points(self) -> dict[str, dict[str, Any]]:
         """``{name: params}``: parameter sets that replay to the released models."""
         return {}

@@ -73,23 +73,22 @@ MAX_OBS = 9  # observations kept per entry (its ms is their median)
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def resolve_space(space: Any, overrides: dict[str, Any] | None = None) -> Any:
-    """A space object, or a name looked up with ``search_spaces.get_space``."""
-    if hasattr(space, "sample"):
-        return space
-    from search_spaces import get_space
-
-    try:
-        return get_space(str(space), **(overrides or {}))
-    except ValueError as exc:
-        raise LatencyError(str(exc)) from None
+def resolve_space(space: Any) -> Any:
+    """Check that ``space`` is a search space object (anything with ``sample_random(seed)``,
+    e.g. ``search_spaces.get_space(name)``). The evaluators layer does not import
+    ``search_spaces``: callers look spaces up by name."""
+    if not hasattr(space, "sample_random"):
+        raise LatencyError(
+            f"space: expected a search space object with sample_random(seed) "
+            f"(e.g. search_spaces.get_space(name)), got {space!r}"
+        )
+    return space
 
 
 def sample_specs(space: Any, samples: int, seed: int) -> list[Any]:
     """``samples`` random architectures of ``space`` (seeds ``seed``, ``seed + 1``, ...)."""
-    from search_spaces import RandomTrial
-
-    return [space.sample(RandomTrial(seed=seed + i)) for i in range(samples)]
+    space = resolve_space(space)
+    return [space.sample_random(seed + i) for i in range(samples)]
 
 
 @dataclass
@@ -107,6 +106,8 @@ class LatencyTable:
     overhead: dict[str, Any] = field(default_factory=lambda: {"intercept_ms": 0.0, "scale": 1.0})
     fit_points: list[dict[str, Any]] = field(default_factory=list)
     estimator: dict[str, Any] = field(default_factory=dict)
+    # The space object the table was built on (in memory only; not saved).
+    space: Any = field(default=None, repr=False, compare=False)
 
     # -- building -----------------------------------------------------------------------
     @classmethod
@@ -156,6 +157,7 @@ class LatencyTable:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         table = cls(context=context)
+        table.space = space
         specs = sample_specs(space, samples, seed)
         if references and hasattr(space, "reference_specs"):
             specs += list(space.reference_specs().values())
@@ -418,7 +420,12 @@ class LatencyTable:
         dev = self._measure_kwargs()["device"]
         check_target(c["device_name"], device_name(dev), allow_mismatch, device=dev)
         if specs is None:
-            space = resolve_space(space or c["space"], c.get("space_overrides"))
+            space = space if space is not None else self.space
+            if space is None:
+                raise LatencyError(
+                    f"calibrate: pass space= (the table was built on space {c['space']!r} with "
+                    f"overrides {c.get('space_overrides') or {}}) or specs="
+                )
             specs = sample_specs(space, samples, seed)
         rows = []
         for i, spec in enumerate(specs):

@@ -156,6 +156,17 @@ def run_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _space_of(table: Any) -> Any:
+    """The search space a saved table was built on (name and overrides from its context)."""
+    from search_spaces import get_space
+
+    name = table.context.get("space")
+    try:
+        return get_space(name, **(table.context.get("space_overrides") or {}))
+    except (KeyError, ValueError) as exc:
+        raise CliError(f"{name!r}: cannot rebuild the table's search space ({exc})") from None
+
+
 def run_check(args: argparse.Namespace) -> int:
     from evaluators.latency import LatencyError, LatencyTable
     from nas.commands._common import print_json
@@ -164,6 +175,7 @@ def run_check(args: argparse.Namespace) -> int:
     try:
         table = LatencyTable.load(args.table)
         report = table.calibrate(
+            space=_space_of(table),
             samples=args.samples,
             seed=args.seed,
             lock_dir=args.lock_dir,
