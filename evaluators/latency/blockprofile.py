@@ -20,8 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import statistics
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -29,9 +27,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from evaluators.latency.backends import make_runner, parse_device
+from evaluators.latency.backends import DTYPES, make_runner, parse_device
 from evaluators.latency.decompose import Block, block_modules, decompose
-from evaluators.latency.measure import Timing, time_runner
+from evaluators.latency.measure import Timing, running, summarize, time_runner
 
 
 @dataclass
@@ -116,12 +114,7 @@ def profile_blocks(
     dev = parse_device(device)
     runner = make_runner(model, (x,), "torch", dev, precision, num_threads)
     try:
-        with contextlib.ExitStack() as stack:
-            if dev.type == "cuda":
-                stack.enter_context(torch.cuda.device(dev))
-            stack.enter_context(runner.grad_mode())
-            for _ in range(warmup):
-                runner.step()
+        with running(runner, warmup):
             clock = _BlockClock([m for _, m in block_modules(model)], dev)
             try:
                 clock.read()
@@ -131,24 +124,18 @@ def profile_blocks(
                     passes.append(clock.read())
             finally:
                 clock.close()
-        per_block = list(zip(*passes, strict=True))
-        block_ms = [statistics.median(times) for times in per_block]
-        block_cv = [
-            statistics.pstdev(t) / statistics.fmean(t) if statistics.fmean(t) > 0 else 0.0
-            for t in per_block
-        ]
+        per_block = [summarize(list(times)) for times in zip(*passes, strict=True)]
         whole = time_runner(runner, 0, iters, cv_threshold, max_repeats)
     finally:
         runner.close()
     # make_runner moved and cast the model in place: describe its blocks as they ran
-    blocks = decompose(model, x.to(device=dev, dtype=_dtype(model)))
-    return BlockProfile(blocks=blocks, block_ms=block_ms, block_cv=block_cv, whole=whole)
-
-
-def _dtype(module: nn.Module) -> torch.dtype:
-    for p in module.parameters():
-        return p.dtype
-    return torch.float32
+    blocks = decompose(model, x.to(device=dev, dtype=DTYPES[precision]))
+    return BlockProfile(
+        blocks=blocks,
+        block_ms=[t.median_ms for t in per_block],
+        block_cv=[t.cv for t in per_block],
+        whole=whole,
+    )
 
 
 __all__ = ["BlockProfile", "profile_blocks"]

@@ -31,13 +31,12 @@ import torch
 from torch import nn
 
 from evaluators.latency.backends import Runner, check_support, make_runner, parse_device
-from evaluators.latency.lock import device_lock
+from evaluators.latency.lock import HeldLock, device_lock
 from evaluators.latency.result import LatencyError, LatencyResult
 from evaluators.latency.telemetry import (
     Nvml,
     cpu_name,
     cpu_telemetry,
-    gpu_name,
     library_versions,
 )
 
@@ -160,6 +159,46 @@ def cudnn_benchmark(on: bool) -> Iterator[None]:
         torch.backends.cudnn.benchmark = before
 
 
+@contextlib.contextmanager
+def measuring(
+    dev: torch.device,
+    threads: int | None,
+    lock_dir: str | Path | None = None,
+    lock_timeout: float | None = None,
+    lock: bool = True,
+) -> Iterator[HeldLock | None]:
+    """The setting of a timed measurement on ``dev``: PyTorch threads, cuDNN autotuning on a
+    GPU and (with ``lock``) the device's inter-process lock, whose `HeldLock` it yields."""
+    locker = (
+        device_lock(device_key(dev), lock_dir, lock_timeout)
+        if lock
+        else contextlib.nullcontext(None)
+    )
+    with torch_threads(threads), cudnn_benchmark(dev.type == "cuda"), locker as held:
+        yield held
+
+
+def synthetic_batch(batch_size: int, image_size: int) -> torch.Tensor:
+    """The fixed input of every measurement: uniform noise, seed 0, on the CPU."""
+    gen = torch.Generator().manual_seed(0)
+    return torch.rand(batch_size, 3, image_size, image_size, generator=gen)
+
+
+@contextlib.contextmanager
+def running(runner: Runner, warmup: int) -> Iterator[None]:
+    """Hold the runner's device and grad mode for the block, after ``warmup`` steps (the
+    device synchronised after them)."""
+    with contextlib.ExitStack() as stack:
+        if runner.device.type == "cuda":
+            stack.enter_context(torch.cuda.device(runner.device))
+        stack.enter_context(runner.grad_mode())
+        for _ in range(warmup):
+            runner.step()
+        if runner.device.type == "cuda":
+            torch.cuda.synchronize(runner.device)
+        yield
+
+
 def _time_round(runner: Runner, iters: int) -> list[float]:
     dev = runner.device
     times: list[float] = []
@@ -191,14 +230,7 @@ def time_runner(
     """Warm up, then timed rounds until one is steady (cv <= threshold) or rounds run out."""
     best: Timing | None = None
     rounds = 0
-    with contextlib.ExitStack() as stack:
-        if runner.device.type == "cuda":
-            stack.enter_context(torch.cuda.device(runner.device))
-        stack.enter_context(runner.grad_mode())
-        for _ in range(warmup):
-            runner.step()
-        if runner.device.type == "cuda":
-            torch.cuda.synchronize(runner.device)
+    with running(runner, warmup):
         while rounds < max_repeats:
             rounds += 1
             stats = summarize(_time_round(runner, iters))
@@ -257,20 +289,13 @@ def measure_latency(
 
     module, arch_id, fused = prepare_model(model_or_spec)
     threads = (num_threads or 1) if dev.type == "cpu" else num_threads
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(batch_size, 3, image_size, image_size, generator=gen)
+    x = synthetic_batch(batch_size, image_size)
     nvml = Nvml(dev.index or 0) if dev.type == "cuda" else None
     try:
-        name = (nvml.name() if nvml else None) or (
-            gpu_name(dev.index or 0) if dev.type == "cuda" else cpu_name()
-        )
+        # the GPU's name from NVML, else from PyTorch (as `telemetry.gpu_name`)
+        name = (nvml.name() or torch.cuda.get_device_name(dev.index or 0)) if nvml else cpu_name()
         telemetry: dict[str, Any] = nvml.static() if nvml else {}
-        locker = (
-            device_lock(device_key(dev), lock_dir, lock_timeout)
-            if lock
-            else contextlib.nullcontext(None)
-        )
-        with torch_threads(threads), cudnn_benchmark(dev.type == "cuda"), locker as held:
+        with measuring(dev, threads, lock_dir, lock_timeout, lock) as held:
             started = time.time()
             runner = make_runner(module, (x,), backend, dev, precision, threads or 1)
             try:
@@ -328,8 +353,11 @@ __all__ = [
     "is_fused",
     "measure_latency",
     "measurement_count",
+    "measuring",
     "prepare_model",
+    "running",
     "summarize",
+    "synthetic_batch",
     "time_runner",
     "torch_threads",
 ]

@@ -41,24 +41,16 @@ from typing import Any
 
 import torch
 
-from evaluators.latency.backends import check_support, make_runner, parse_device
+from evaluators.latency.backends import DTYPES, check_support, make_runner, parse_device
 from evaluators.latency.blockprofile import profile_blocks
 from evaluators.latency.decompose import Block, decompose, spec_blocks
 from evaluators.latency.fitting import (
     estimate_block_ms,
     fit_estimator,
     kendall_tau,
-    nonneg_lstsq,
     theil_sen,
 )
-from evaluators.latency.lock import device_lock
-from evaluators.latency.measure import (
-    cudnn_benchmark,
-    device_key,
-    measure_latency,
-    time_runner,
-    torch_threads,
-)
+from evaluators.latency.measure import measure_latency, measuring, synthetic_batch, time_runner
 from evaluators.latency.report import CalibrationReport
 from evaluators.latency.result import LatencyError
 from evaluators.latency.tablefile import FORMAT, read_table, table_document
@@ -70,7 +62,6 @@ from evaluators.latency.telemetry import device_name, library_versions
 # on 40 fresh architectures), isolated sums the median ratio.
 MIN_LINE_POINTS = {"context": 12, "isolated": 4}
 MAX_OBS = 9  # observations kept per entry (its ms is their median)
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def resolve_space(space: Any) -> Any:
@@ -241,10 +232,7 @@ class LatencyTable:
         from models.build import build_model, fuse
 
         c = self.context
-        model = fuse(build_model(spec))
-        size, batch = c["image_size"], c["batch_size"]
-        x = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
-        return model, x
+        return fuse(build_model(spec)), synthetic_batch(c["batch_size"], c["image_size"])
 
     def _observe(self, block: Block, ms: float, cv: float) -> bool:
         """Record one timing of ``block``; True when it is a new entry."""
@@ -268,11 +256,7 @@ class LatencyTable:
     ) -> tuple[int, float, list[str]]:
         c = self.context
         model, x = self._fused_and_input(spec)
-        with (
-            torch_threads(c["num_threads"]),
-            cudnn_benchmark(dev.type == "cuda"),
-            device_lock(device_key(dev), lock_dir),
-        ):
+        with measuring(dev, c["num_threads"], lock_dir):
             prof = profile_blocks(
                 model,
                 x,
@@ -299,11 +283,7 @@ class LatencyTable:
         model, x = self._fused_and_input(spec)
         model = model.to(device=dev, dtype=DTYPES[c["precision"]])
         added = 0
-        with (
-            torch_threads(c["num_threads"]),
-            cudnn_benchmark(dev.type == "cuda"),
-            device_lock(device_key(dev), lock_dir),
-        ):
+        with measuring(dev, c["num_threads"], lock_dir):
             blocks = decompose(model, x.to(device=dev, dtype=DTYPES[c["precision"]]), True)
             for block in blocks:
                 if block.key in self.entries:
@@ -510,7 +490,6 @@ __all__ = [
     "LatencyTable",
     "fit_estimator",
     "kendall_tau",
-    "nonneg_lstsq",
     "resolve_space",
     "sample_specs",
 ]

@@ -13,7 +13,8 @@ import torch
 
 from evaluators.latency import LatencyError, LatencyTable, kendall_tau
 from evaluators.latency.decompose import decompose, spec_blocks
-from evaluators.latency.predictor import FORMAT, nonneg_lstsq, sample_specs
+from evaluators.latency.fitting import nonneg_lstsq
+from evaluators.latency.predictor import FORMAT, sample_specs
 from models.build import build_model, fuse
 from models.presets import get_preset
 from search_spaces import get_space
