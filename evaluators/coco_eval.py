@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from models.assigner import DEFAULT_SIGMA
+
 IOU_TYPES = ("bbox", "keypoints")
 # Order of COCOeval.stats for each iou type.
 _STAT_KEYS = {
@@ -33,8 +35,8 @@ _STAT_KEYS = {
     "keypoints": ("ap", "ap50", "ap75", "ap_medium", "ap_large",
                   "ar", "ar50", "ar75", "ar_medium", "ar_large"),
 }  # fmt: skip
-# pycocotools' sigmas, used for 17 keypoints; other counts get a uniform sigma.
-DEFAULT_SIGMA = 0.05
+# pycocotools' sigmas are used for 17 keypoints; other counts get a uniform DEFAULT_SIGMA, the
+# same as the training loss (models.assigner.keypoint_sigmas).
 
 
 def evaluate(

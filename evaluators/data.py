@@ -69,9 +69,6 @@ class DataConfig:
     task: str
     source: Path  # the data YAML
 
-    def to_dict(self) -> dict[str, str]:
-        return {k: str(getattr(self, k)) for k in (*DATA_KEYS, "task", "source")}
-
 
 def load_data_config(dir_or_yaml: str | Path, task: str) -> DataConfig:
     """Read a data YAML (or the ``data.yaml`` in a directory) and check that its files exist."""
@@ -198,6 +195,8 @@ class CocoDataset(torch.utils.data.Dataset):
         self.epoch = 0
         self.pad_value = PAD_VALUES[task]
         self.coco = load_coco(self.annotations)
+        self._dropped = 0  # zero-area boxes left out by _record
+        self._dropped_example: Any = None
         self._index_categories(num_keypoints)
         if self.aug is not None and self.task == "pose":
             # Flip pairs from the keypoint names (the COCO pairs for COCO's 17 keypoints).
@@ -238,8 +237,6 @@ class CocoDataset(torch.utils.data.Dataset):
         self.cat_to_label = {c: i for i, c in enumerate(self.cat_ids)}
         self.label_to_cat = dict(enumerate(self.cat_ids))
         self.num_classes = len(self.cat_ids)
-        self._dropped = 0
-        self._dropped_example: Any = None
 
     def _record(self, image_id: int) -> dict[str, Any]:
         info = self.coco.imgs[image_id]

@@ -93,7 +93,7 @@ def make_synthetic(
         except json.JSONDecodeError:
             pass
 
-    n_val = min(images - 1, max(1, round(images * val_fraction)))
+    n_val = val_count(images, val_fraction)
     splits = {"train": images - n_val, "val": n_val}
     prefix = "instances" if task == "detection" else "person_keypoints"
     rng = np.random.default_rng(seed)
@@ -137,6 +137,16 @@ def make_synthetic(
     )
     marker.write_text(json.dumps(params))
     return yaml_path
+
+
+def val_count(images: int, val_fraction: float) -> int:
+    """Images that `make_synthetic` puts in the val split: ``val_fraction`` of ``images``,
+    at least one, leaving at least one for train.
+
+    >>> val_count(64, 0.25), val_count(2, 0.25)
+    (16, 1)
+    """
+    return min(images - 1, max(1, round(images * val_fraction)))
 
 
 def _categories(task: str) -> list[dict[str, Any]]:
@@ -369,4 +379,4 @@ def _draw_pose(rng: np.random.Generator, w: int, h: int) -> tuple[Image.Image, l
     return image, anns
 
 
-__all__ = ["COCO_KEYPOINT_NAMES", "SHAPE_CLASSES", "make_synthetic"]
+__all__ = ["COCO_KEYPOINT_NAMES", "SHAPE_CLASSES", "make_synthetic", "val_count"]

@@ -40,6 +40,7 @@ from torch import nn
 from evaluators.checkpoint import load_checkpoint, save_checkpoint
 from evaluators.coco_eval import evaluate, to_coco_results
 from evaluators.data import CocoDataset, DataConfig, load_data_config, make_loader
+from evaluators.latency.measure import torch_threads
 from evaluators.transforms import Augment
 from models.spec import ArchSpec
 
@@ -193,10 +194,7 @@ def train_candidate(
     start = time.perf_counter()
     data = data if isinstance(data, DataConfig) else load_data_config(data, spec.task)
     device = _device(cfg.device)
-    threads_before = torch.get_num_threads()
-    if cfg.num_threads and device.type == "cpu":
-        torch.set_num_threads(cfg.num_threads)
-    try:
+    with torch_threads(_cpu_threads(cfg.num_threads, device)):
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
         k = spec.num_keypoints if spec.task == "pose" else None
@@ -313,8 +311,6 @@ def train_candidate(
             arch_id=spec.arch_id,
             history=history,
         )
-    finally:
-        torch.set_num_threads(threads_before)
 
 
 @torch.no_grad()
@@ -377,18 +373,13 @@ def evaluate_checkpoint(
     if size % 32:
         raise ValueError(f"image_size: expected a multiple of 32, got {size}")
     dev = _device(device)
-    threads_before = torch.get_num_threads()
-    if num_threads and dev.type == "cpu":
-        torch.set_num_threads(num_threads)
-    try:
+    with torch_threads(_cpu_threads(num_threads, dev)):
         ds = CocoDataset(
             data.val_images, data.val_annotations, spec.task, size, subset=val_images,
             num_keypoints=spec.num_keypoints if spec.task == "pose" else None,
         )  # fmt: skip
         start = time.perf_counter()
         metrics = evaluate_model(model.to(dev), ds, dev, batch)
-    finally:
-        torch.set_num_threads(threads_before)
     metrics.update(
         {"image_size": size, "val_images": len(ds), "epochs": int(doc["epoch"]),
          "task": spec.task, "arch_id": spec.arch_id, "wall_s": time.perf_counter() - start}
@@ -428,6 +419,11 @@ def _device(name: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device: {name!r} requested but no CUDA GPU is available")
     return dev
+
+
+def _cpu_threads(num_threads: int | None, device: torch.device) -> int | None:
+    """The torch thread count to set for a run on ``device`` (None or 0: leave it)."""
+    return num_threads if num_threads and device.type == "cpu" else None
 
 
 def _weight_decay(cfg: TrainConfig, task: str) -> float:

@@ -21,7 +21,7 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -218,14 +218,20 @@ def _pairs(flip_pairs: tuple[int, ...], k: int) -> tuple[int, ...]:
     return flip_pairs
 
 
-def _warp(image: np.ndarray, m: np.ndarray, size: int, fill: int | tuple) -> Image.Image:
+def _warp(
+    image: np.ndarray,
+    m: np.ndarray,
+    size: int,
+    fill: int | tuple,
+    resample: Image.Resampling = Image.Resampling.BILINEAR,
+) -> Image.Image:
     inv = np.linalg.inv(m)
     pil = Image.fromarray(image)
     return pil.transform(
         (size, size),
         Image.Transform.AFFINE,
         data=tuple(inv[:2].reshape(-1)),
-        resample=Image.Resampling.BILINEAR,
+        resample=resample,
         fillcolor=fill,
     )
 
@@ -318,15 +324,7 @@ def _mosaic(
         warped = _apply(src, m, size, pad_value, drop=True, min_visible=aug.min_visible)
         # The part's footprint in the output (its placed rectangle through to_out).
         region = np.full((h, w), 255, dtype=np.uint8)
-        mask = np.asarray(
-            Image.fromarray(region).transform(
-                (size, size),
-                Image.Transform.AFFINE,
-                data=tuple(np.linalg.inv(m)[:2].reshape(-1)),
-                resample=Image.Resampling.NEAREST,
-                fillcolor=0,
-            )
-        )
+        mask = np.asarray(_warp(region, m, size, 0, Image.Resampling.NEAREST))
         out_img[mask > 0] = warped.image[mask > 0]
         boxes.append(warped.boxes)
         labels.append(warped.labels)
@@ -356,18 +354,6 @@ def to_tensor(sample: Sample) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     return image, target
 
 
-def copy_sample(sample: Sample) -> Sample:
-    """A deep copy (augmentations never modify their input, but callers may)."""
-    return replace(
-        sample,
-        image=sample.image.copy(),
-        boxes=sample.boxes.copy(),
-        labels=sample.labels.copy(),
-        keypoints=None if sample.keypoints is None else sample.keypoints.copy(),
-        areas=None if sample.areas is None else sample.areas.copy(),
-    )
-
-
 __all__ = [
     "Augment",
     "COCO_FLIP_PAIRS",
@@ -375,7 +361,6 @@ __all__ = [
     "PAD_VALUES",
     "Sample",
     "augment",
-    "copy_sample",
     "flip_pairs_from_names",
     "hsv_jitter",
     "letterbox",

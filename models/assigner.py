@@ -33,11 +33,15 @@ COCO_SIGMAS = (
 )  # fmt: skip
 
 
-def keypoint_sigmas(num_keypoints: int, device: torch.device | None = None) -> Tensor:
-    """COCO sigmas for 17 keypoints, a uniform 0.05 otherwise (as in pycocotools' fallback)."""
+# The sigma of every keypoint of a skeleton other than COCO's 17 (here and in COCO evaluation).
+DEFAULT_SIGMA = 0.05
+
+
+def keypoint_sigmas(num_keypoints: int) -> Tensor:
+    """COCO sigmas for 17 keypoints, a uniform ``DEFAULT_SIGMA`` otherwise."""
     if num_keypoints == len(COCO_SIGMAS):
-        return torch.tensor(COCO_SIGMAS, device=device)
-    return torch.full((num_keypoints,), 0.05, device=device)
+        return torch.tensor(COCO_SIGMAS)
+    return torch.full((num_keypoints,), DEFAULT_SIGMA)
 
 
 @dataclass
@@ -172,6 +176,7 @@ class TaskAlignedAssigner:
 __all__ = [
     "Assignment",
     "COCO_SIGMAS",
+    "DEFAULT_SIGMA",
     "TaskAlignedAssigner",
     "keypoint_sigmas",
     "pairwise_iou",

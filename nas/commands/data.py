@@ -48,7 +48,7 @@ def register(subparsers: Any) -> None:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    from evaluators.synth import make_synthetic
+    from evaluators.synth import make_synthetic, val_count
     from nas.commands._common import print_json
 
     try:
@@ -61,7 +61,7 @@ def run_synth(args: argparse.Namespace) -> int:
                        f"{str(exc).split(':', 1)[-1].strip()}") from None
     except OSError as exc:
         raise CliError(f"{args.out_dir}: cannot write ({exc.strerror or exc})") from None
-    n_val = min(args.images - 1, max(1, round(args.images * args.val_fraction)))
+    n_val = val_count(args.images, args.val_fraction)
     info = {
         "data": str(path),
         "task": args.task,

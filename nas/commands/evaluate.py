@@ -39,8 +39,6 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from evaluators.checkpoint import CheckpointError
-    from evaluators.data import DataError
     from evaluators.trainer import evaluate_checkpoint
     from nas.commands._common import print_json
 
@@ -53,9 +51,7 @@ def run(args: argparse.Namespace) -> int:
             args.checkpoint, args.data, image_size=args.image_size, val_images=args.val_images,
             batch=args.batch, device=args.device, use_ema=not args.raw_weights,
         )  # fmt: skip
-    except (CheckpointError, DataError) as exc:
-        raise CliError(str(exc)) from None
-    except ValueError as exc:
+    except ValueError as exc:  # DataError, CheckpointError and bad options alike
         raise CliError(str(exc)) from None
     if args.json:
         print_json({"checkpoint": args.checkpoint, **m})

@@ -70,7 +70,6 @@ def _count(text: str) -> int | float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from evaluators.checkpoint import CheckpointError
     from evaluators.data import DataError, load_data_config
     from evaluators.trainer import TrainConfig, TrainingDiverged, train_candidate
     from nas.commands._common import print_json, resolve_arch
@@ -108,11 +107,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = train_candidate(spec, data, cfg, callback=progress, out_dir=out,
                                  resume=args.resume)
-    except (DataError, CheckpointError) as exc:
-        raise CliError(str(exc)) from None
     except TrainingDiverged as exc:
         raise CliError(f"{exc} (try a lower --lr)") from None
-    except ValueError as exc:
+    except ValueError as exc:  # DataError, CheckpointError and bad data alike
         raise CliError(str(exc)) from None
     info = {"name": name, **result.to_dict(), "metrics_file": str(out / "metrics.json")}
     if args.json:
