@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models import build_model, complexity, fuse, get_preset, list_presets  # noqa: E402
-from models.losses import DetectionLoss, PoseLoss  # noqa: E402
+from models.losses import loss_for  # noqa: E402
 
 
 def _median_ms(fn: Any, warmup: int, repeats: int, device: str) -> float:
@@ -60,9 +60,7 @@ def _loss_and_targets(
             t["keypoints"] = torch.cat([pts, torch.full((3, k, 1), 2.0)], -1)
             t["areas"] = wh.prod(1)
         targets.append({n: v.to(device) for n, v in t.items()})
-    if spec.task == "pose":
-        return PoseLoss(spec.num_keypoints, reg_max=spec.head.reg_max), targets
-    return DetectionLoss(spec.num_classes, reg_max=spec.head.reg_max), targets
+    return loss_for(spec), targets
 
 
 def bench_preset(

@@ -101,24 +101,46 @@ def export_onnx(
     A spec is built with freshly initialised weights; pass a trained `YoloNAS` to export it.
     The given model is not changed.
     """
+    shape = input_shape(image_size, batch, opset)
+    model = fused_copy(model_or_spec, "export_onnx")
+    return export_fused(model, path, shape, opset, check)
+
+
+def input_shape(image_size: ImageSize, batch: int, opset: int) -> tuple[int, int, int, int]:
+    """The checked export arguments as the input shape ``(batch, 3, H, W)``."""
     height, width = _hw(image_size)
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch: expected a positive integer, got {batch!r}")
     if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
         raise ValueError(f"opset: expected an integer >= {MIN_OPSET}, got {opset!r}")
+    return (batch, 3, height, width)
+
+
+def fused_copy(model_or_spec: YoloNAS | ArchSpec, caller: str) -> YoloNAS:
+    """A fused, float32, CPU, eval-mode copy of a model (or of a freshly built spec)."""
     if isinstance(model_or_spec, ArchSpec):
         model = fuse(build_model(model_or_spec))
     elif isinstance(model_or_spec, YoloNAS):
         # fuse() copies; an already fused model is copied too (eval, float, cpu change it)
         model = fuse(model_or_spec)
     else:
-        raise TypeError(f"export_onnx: expected a YoloNAS or an ArchSpec, got {model_or_spec!r}")
-    model = model.float().cpu()
+        raise TypeError(f"{caller}: expected a YoloNAS or an ArchSpec, got {model_or_spec!r}")
+    return model.float().cpu()
+
+
+def export_fused(
+    model: YoloNAS,
+    path: Path | str,
+    shape: tuple[int, int, int, int],
+    opset: int,
+    check: bool,
+) -> ExportReport:
+    """`export_onnx` of a model already made by `fused_copy`, at a checked `input_shape`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     names = ("boxes", "scores") if model.task == "detection" else ("boxes", "scores", "keypoints")
     gen = torch.Generator().manual_seed(0)
-    x = torch.rand(batch, 3, height, width, generator=gen) * 255.0
+    x = torch.rand(*shape, generator=gen) * 255.0
     exporter = _torch_export(model, x, path, opset, names)
     abs_err = rel_err = None
     if check:
@@ -128,7 +150,7 @@ def export_onnx(
                 f"{path}: ONNX Runtime differs from PyTorch (relative error {rel_err:.2e} "
                 f">= {TOLERANCE:.0e})"
             )
-    return ExportReport(path, opset, (batch, 3, height, width), names, exporter, abs_err, rel_err)
+    return ExportReport(path, opset, shape, names, exporter, abs_err, rel_err)
 
 
 __all__ = ["ExportError", "ExportReport", "check_onnx", "export_onnx"]

@@ -24,15 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from models.onnx_postprocess import (
-    MAX_DETECTIONS,
-    OUTPUTS_DETECTION,
-    OUTPUTS_POSE,
-    PREFIX,
-    NmsSettings,
-    add_postprocess,
-)
+from models import postprocess
+from models.build import YoloNAS
+from models.export import ExportError, export_fused, fused_copy, input_shape
+from models.onnx_postprocess import MAX_DETECTIONS, PREFIX, NmsSettings, add_postprocess
+from models.spec import ArchSpec
 
 
 @dataclass(frozen=True)
@@ -52,7 +50,7 @@ class DeployReport:
 
 
 def export_deployable(
-    model_or_spec: Any,
+    model_or_spec: YoloNAS | ArchSpec,
     path: str | Path,
     image_size: int | tuple[int, int] = 640,
     batch: int = 1,
@@ -73,28 +71,15 @@ def export_deployable(
     another box. Raises `models.export.ExportError` when a check fails.
     """
     import onnx
-    import torch
 
-    from models.build import YoloNAS, build_model, fuse
-    from models.export import ExportError, export_onnx
-    from models.spec import ArchSpec
-
-    if isinstance(model_or_spec, ArchSpec):
-        model = fuse(build_model(model_or_spec))
-    elif isinstance(model_or_spec, YoloNAS):
-        model = fuse(model_or_spec)
-    else:
-        raise TypeError(
-            f"export_deployable: expected a YoloNAS or an ArchSpec, got {model_or_spec!r}"
-        )
-    model = model.float().cpu().eval()
+    model = fused_copy(model_or_spec, "export_deployable")
+    shape = input_shape(image_size, batch, opset)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "network.onnx"
-        # export_onnx checks float32 parity on its own random input
-        report = export_onnx(model, raw, image_size=image_size, batch=batch, opset=opset,
-                             check=check and not fp16)  # fmt: skip
+        # export_fused checks float32 parity on its own random input
+        report = export_fused(model, raw, shape, opset, check=check and not fp16)
         net = onnx.load(str(raw))
     if fp16:
         net = to_float16(net)
@@ -230,8 +215,6 @@ def run_onnx(path: str | Path, images: np.ndarray) -> list[dict[str, np.ndarray]
 
 def torch_postprocess(outputs: Sequence[Any], task: str, settings: NmsSettings) -> list[dict]:
     """`models.postprocess` on eval outputs with ``settings``, as numpy per-image dicts."""
-    from models import postprocess
-
     dets = postprocess.postprocess(
         list(outputs),
         score_threshold=settings.score,
@@ -304,8 +287,6 @@ __all__ = [
     "DeployReport",
     "MAX_DETECTIONS",
     "NmsSettings",
-    "OUTPUTS_DETECTION",
-    "OUTPUTS_POSE",
     "add_postprocess",
     "compare_detections",
     "export_deployable",

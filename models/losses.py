@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from torchvision.ops import complete_box_iou_loss, generalized_box_iou_loss
 
 from models.assigner import Assignment, TaskAlignedAssigner, keypoint_sigmas, pairwise_oks
+from models.spec import ArchSpec
 
 
 def varifocal_loss(
@@ -234,6 +235,13 @@ class PoseLoss(nn.Module):
         return total, {k: v.detach() for k, v in parts.items()}
 
 
+def loss_for(spec: ArchSpec) -> DetectionLoss | PoseLoss:
+    """The training loss of ``spec``'s task, sized to its classes or keypoints and reg_max."""
+    if spec.task == "pose":
+        return PoseLoss(spec.num_keypoints, reg_max=spec.head.reg_max)
+    return DetectionLoss(spec.num_classes, reg_max=spec.head.reg_max)
+
+
 def _box_losses(
     outputs: dict[str, Tensor],
     boxes: Tensor,
@@ -264,6 +272,7 @@ __all__ = [
     "box_to_ltrb",
     "dfl_loss",
     "focal_loss",
+    "loss_for",
     "pad_targets",
     "varifocal_loss",
 ]

@@ -23,10 +23,8 @@ from typing import Any
 
 import numpy as np
 
-# Published defaults (as models.postprocess): at most 300 detections, 30 for pose.
-MAX_DETECTIONS = {"detection": 300, "pose": 30}
-OUTPUTS_DETECTION = ("batch_index", "boxes", "scores", "labels")
-OUTPUTS_POSE = (*OUTPUTS_DETECTION, "keypoints")
+from models.postprocess import MAX_DETECTIONS, NMS_IOU
+
 PREFIX = "nms/"  # names of the appended nodes and tensors
 
 
@@ -39,7 +37,7 @@ class NmsSettings:
     detection, 30 for pose, the published settings).
     """
 
-    iou: float = 0.7
+    iou: float = NMS_IOU
     score: float = 0.25
     max_det: int | None = None
     top_k: int = 1000
@@ -136,7 +134,7 @@ def add_postprocess(
     sorted_image = b.op("Gather", [sel_image, order])
     # Rank within its image = position - (number of detections of earlier images).
     images = b.op("Range", [b.const_i64(0, scalar=True),
-                            b.op("Shape", [boxes], start=0, end=1, squeeze=True),
+                            b.scalar_of(b.op("Shape", [boxes], start=0, end=1)),
                             b.const_i64(1, scalar=True)])  # fmt: skip
     earlier = b.op(
         "Less",
@@ -209,9 +207,6 @@ class _Builder:
     def op(self, op_type: str, inputs: list[str], n_out: int = 1, **attrs: Any) -> Any:
         from onnx import helper
 
-        if op_type == "Shape" and attrs.pop("squeeze", False):
-            shape = self.op("Shape", inputs, **attrs)
-            return self.op("Reshape", [shape, self.const_i64([], scalar=False, shape=[0])])
         outs = [self._name(op_type.lower()) for _ in range(n_out)]
         self.nodes.append(helper.make_node(op_type, inputs, outs, name=outs[0], **attrs))
         return outs[0] if n_out == 1 else tuple(outs)
@@ -275,11 +270,4 @@ def _static_dim(value: Any, axis: int) -> int | None:
     return int(dims[axis].dim_value)
 
 
-__all__ = [
-    "MAX_DETECTIONS",
-    "NmsSettings",
-    "OUTPUTS_DETECTION",
-    "OUTPUTS_POSE",
-    "PREFIX",
-    "add_postprocess",
-]
+__all__ = ["MAX_DETECTIONS", "NmsSettings", "PREFIX", "add_postprocess"]

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from models.spec import ArchSpec
-from search_spaces.trials import ReplayTrial, TrialValueError
+from search_spaces.trials import RandomTrial, ReplayTrial, TrialValueError
 
 
 class SpaceError(ValueError):
@@ -54,8 +54,6 @@ class SearchSpace(abc.ABC):
             >>> space.sample_random(3) == space.sample_random(3)
             True
         """
-        from search_spaces.trials import RandomTrial
-
         return self.sample(RandomTrial(seed=seed))
 
     def reference_points(self) -> dict[str, dict[str, Any]]:
