@@ -37,7 +37,7 @@ from evaluators.synth import make_synthetic  # noqa: E402
 from evaluators.trainer import _optimizer  # noqa: E402
 from evaluators.transforms import Augment  # noqa: E402
 from models.build import build_model  # noqa: E402
-from models.losses import DetectionLoss, PoseLoss  # noqa: E402
+from models.losses import loss_for  # noqa: E402
 from models.postprocess import postprocess  # noqa: E402
 from models.presets import get_preset  # noqa: E402
 
@@ -70,10 +70,7 @@ def train_throughput(name: str, ds: CocoDataset, args: argparse.Namespace) -> di
     device = torch.device(args.device)
     spec = get_preset(name)
     model = build_model(spec).to(device).train()
-    if spec.task == "detection":
-        loss_fn: torch.nn.Module = DetectionLoss(spec.num_classes)
-    else:
-        loss_fn = PoseLoss(spec.num_keypoints)
+    loss_fn = loss_for(spec)
     opt = _optimizer(model, 1e-3, 1e-5)
     batches = [
         b

@@ -188,7 +188,7 @@ def train_candidate(
     ``out_dir/last.pt`` when it exists (otherwise starts afresh).
     """
     from models.build import build_model
-    from models.losses import DetectionLoss, PoseLoss
+    from models.losses import loss_for
 
     cfg = cfg or TrainConfig()
     start = time.perf_counter()
@@ -216,10 +216,7 @@ def train_candidate(
             raise ValueError(f"{data.train_annotations}: no training images")
 
         model = build_model(spec).to(device)
-        if spec.task == "detection":
-            loss_fn: nn.Module = DetectionLoss(spec.num_classes, reg_max=spec.head.reg_max)
-        else:
-            loss_fn = PoseLoss(spec.num_keypoints, reg_max=spec.head.reg_max)
+        loss_fn = loss_for(spec)
         optimizer = _optimizer(model, cfg.lr, _weight_decay(cfg, spec.task))
         ema = ModelEMA(model, cfg.ema_decay, cfg.ema_tau) if cfg.ema else None
         steps_per_epoch = math.ceil(len(train_ds) / cfg.batch)
