@@ -390,10 +390,8 @@ def _check(exp: Experiment, src: str) -> None:
 
 
 def _check_space(exp: Experiment, src: str) -> None:
-    try:
-        from search_spaces import get_space, list_spaces
-    except ImportError:  # pragma: no cover - search_spaces is part of the package
-        return
+    from search_spaces import get_space, list_spaces
+
     if exp.space.name not in list_spaces():
         raise ExperimentError(
             f"{src}: space.name: unknown search space {exp.space.name!r} "

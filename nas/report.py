@@ -15,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import datetime as _dt
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -32,7 +31,8 @@ from nas.pareto import (
     pareto_front,
 )
 from nas.results import load_run, read_experiment
-from nas.variants import finite_float
+from nas.rundir import now_iso
+from nas.variants import SIZES, finite_float
 
 # Columns of front.csv and of the printed front table (those present).
 FRONT_COLUMNS = (
@@ -154,7 +154,7 @@ def _variants(run_dir: Path, df: pd.DataFrame) -> list[dict[str, Any]]:
     folder = run_dir / "variants"
     if not folder.is_dir():
         return []
-    order = {"n": 0, "s": 1, "m": 2, "l": 3}
+    order = {size: i for i, size in enumerate(SIZES)}
     out = []
     for path in sorted(folder.glob("*.yaml"), key=lambda p: (order.get(p.stem, 9), p.stem)):
         try:
@@ -225,8 +225,8 @@ def _markdown(
     common_hv: dict[str, float],
     files: Mapping[str, Path],
 ) -> str:
-    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    lines = [f"# OpenNAC report: {', '.join(r.name for r in runs)}", "", f"Generated {now}.", ""]
+    lines = [f"# OpenNAC report: {', '.join(r.name for r in runs)}", "",
+             f"Generated {now_iso()}.", ""]
     if "pareto.png" in files:
         lines += ["![Pareto fronts](pareto.png)", "", "Interactive: [pareto.html](pareto.html). "
                   "Front members: [front.csv](front.csv).", ""]  # fmt: skip

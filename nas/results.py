@@ -30,11 +30,9 @@ from typing import Any
 import pandas as pd
 
 from nas.pareto import DEFAULT_OBJECTIVES, check_objectives, default_reference_point, valid_mask
+from nas.rundir import HEAD_COLUMNS, RunDir
 
-RUN_FORMAT = "opennac-run/1"
-
-# The trials table of docs/internals.md, by type (param_<name> columns come in between).
-HEAD_COLUMNS = ("number", "status", "arch_id")
+# The trials table of docs/internals.md by type, after HEAD_COLUMNS and the param_<name> columns.
 FLOAT_COLUMNS = (
     "ap", "ap50", "box_ap", "latency_ms", "params", "gflops",
     "epochs", "epochs_done", "image_size", "train_images", "val_images", "seed",
@@ -44,7 +42,6 @@ FLOAT_COLUMNS = (
 BOOL_COLUMNS = ("full_fidelity", "feasible")
 TEXT_COLUMNS = ("lat_device", "lat_backend", "lat_precision", "arch_file", "error")
 INT_COLUMNS = ("number", "reused_from")
-STATUSES = ("COMPLETE", "STOPPED", "FAIL", "INFEASIBLE", "RUNNING")
 # Run statuses (run.json) during which the reference point is not saved yet.
 _LIVE_RUN_STATUSES = {"created", "starting", "running", "pending", "resuming"}
 
@@ -170,7 +167,7 @@ def run_reference_point(
     status = str(info.get("status", "")).lower()
     if save and info and status not in _LIVE_RUN_STATUSES:
         info["hv_reference"] = dict(point)
-        _write_json(run_dir / "run.json", info)
+        RunDir(run_dir).write_meta(info)
     return point
 
 
@@ -337,12 +334,6 @@ def _saved_point(saved: Any, objectives: Mapping[str, str]) -> dict[str, float] 
     except (KeyError, TypeError, ValueError):
         return None
     return values if all(math.isfinite(v) for v in values.values()) else None
-
-
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
-    tmp.replace(path)
 
 
 # --------------------------------------------------------------------------- small helpers

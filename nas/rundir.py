@@ -184,12 +184,9 @@ class RunDir:
         tmp = self.trials_csv.with_name("trials.csv.tmp")
         df.to_csv(tmp, index=False)
         tmp.replace(self.trials_csv)
-        try:
-            tmp = self.trials_parquet.with_name("trials.parquet.tmp")
-            df.to_parquet(tmp, index=False)
-            tmp.replace(self.trials_parquet)
-        except ImportError:  # pragma: no cover - pyarrow is a dependency
-            pass
+        tmp = self.trials_parquet.with_name("trials.parquet.tmp")
+        df.to_parquet(tmp, index=False)
+        tmp.replace(self.trials_parquet)
         return df
 
     def read_trials(self) -> Any:

@@ -257,15 +257,13 @@ class _Session:
         }
 
     def _check_target(self) -> None:
+        from evaluators.latency import check_target
+        from evaluators.latency.telemetry import device_name
+
         lat = self.exp.latency
         try:
-            from evaluators.latency import check_target
-            from evaluators.latency.telemetry import device_name
-
             check_target(lat.target, device_name(lat.device), lat.allow_device_mismatch,
                          lat.device)
-        except ImportError:  # pragma: no cover - part of the package
-            return
         except ValueError as exc:
             raise SearchError(f"latency: {exc}") from None
 
@@ -398,11 +396,9 @@ class _Session:
                                measure_missing=measure and not self.address, notes=self.notes)
 
     def _plots(self, df: Any) -> None:
+        from nas.plots import plot_fronts
+
         if len(valid_trials(df)) == 0:
-            return
-        try:
-            from nas.plots import plot_fronts
-        except ImportError:
             return
         self.rd.plots_dir.mkdir(exist_ok=True)
         for suffix in ("png", "html"):
@@ -421,25 +417,15 @@ def trial_dirname(trial: Any) -> str:
 
 
 def pareto(df: Any, objectives: dict[str, str]) -> Any:
-    """The front of the valid trials (nas.pareto when present, else a small fallback)."""
+    """The front of the valid trials (`valid_trials`) in the given objectives."""
+    from nas.pareto import pareto_front
+
     pool = valid_trials(df)
     if pool is None or len(pool) == 0:
         return df.iloc[0:0] if df is not None else df
     cols = [c for c in objectives if c in pool.columns]
     pool = pool.dropna(subset=cols)
-    try:
-        from nas.pareto import pareto_front
-
-        return pareto_front(pool, {c: objectives[c] for c in cols}, only_valid=False)
-    except ImportError:  # pragma: no cover - nas.pareto ships with the package
-        pass
-    sign = {c: (-1.0 if objectives[c] == "max" else 1.0) for c in cols}
-    pts = [[sign[c] * float(r[c]) for c in cols] for _, r in pool.iterrows()]
-    keep = [
-        not any(all(q[i] <= p[i] for i in range(len(cols))) and q != p for q in pts)
-        for p in pts
-    ]
-    return pool[keep].sort_values(cols[0], ascending=objectives[cols[0]] == "min")
+    return pareto_front(pool, {c: objectives[c] for c in cols}, only_valid=False)
 
 
 def _counts(df: Any) -> dict[str, int]:

@@ -35,7 +35,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ray.tune.schedulers import AsyncHyperBandScheduler
 from ray.tune.search import Searcher
 
-from nas.rundir import trial_row
+from nas.rundir import COLUMNS, HEAD_COLUMNS, trial_row
 from nas.trial import CONSTRAINTS
 
 # Optuna state per trials-table status.
@@ -331,8 +331,6 @@ class StudySearcher(Searcher):
 
 def _record_of(result: dict[str, Any]) -> dict[str, Any]:
     """The trials-table row inside a Ray result (Ray adds its own keys; drop them)."""
-    from nas.rundir import COLUMNS, HEAD_COLUMNS
-
     keep = set(COLUMNS) | set(HEAD_COLUMNS)
     return {
         k: v

@@ -6,23 +6,14 @@ import os
 from pathlib import Path
 
 import pytest
+from _tiny import tiny_experiment  # tests/_tiny.py (tests/ is on sys.path via tests/conftest.py)
 
 
-def tiny_experiment(name: str, seed: int) -> dict:
-    """A pose search over the width-scaled space: 3 trials (released models first), 1 epoch on
-    8 synthetic 64 px images, latency at 64 px on this CPU."""
-    return {
-        "name": name,
-        "task": "pose",
-        "space": {"name": "yolo_nas_pose", "width_scale": 0.25},
-        "data": {"synthetic": {"images": 8, "image_size": 64, "seed": 0}},
-        "fidelity": {"epochs": 1, "image_size": 64, "batch": 4, "seed": 0},
-        "latency": {"image_size": 64, "warmup": 1, "iters": 5},
-        "sampler": {"type": "random", "seed": seed},
-        "budget": {"trials": 3, "concurrency": 2},
-        "ray": {"num_cpus": 2},
-        "variants": {"match_references": True},
-    }
+def _tiny_run(name: str, seed: int) -> dict:
+    """The shared tiny pose search (3 trials, released models first) with ``seed`` for its
+    sampler, choosing variants against the released models."""
+    return tiny_experiment(name, sampler={"type": "random", "seed": seed},
+                           variants={"match_references": True})
 
 
 @pytest.fixture(scope="session")
@@ -39,8 +30,8 @@ def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         started = True
     try:
-        run_a = run_search(tiny_experiment("tiny_a", 0), output=out, progress=False)
-        run_b = run_search(tiny_experiment("tiny_b", 1), output=out, progress=False)
+        run_a = run_search(_tiny_run("tiny_a", 0), output=out, progress=False)
+        run_b = run_search(_tiny_run("tiny_b", 1), output=out, progress=False)
     finally:
         if started:
             ray.shutdown()
