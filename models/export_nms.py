@@ -2,8 +2,10 @@
 
 `export_deployable` exports the fused model (optionally float16, optionally with the
 post-processing of `models.onnx_postprocess.add_postprocess`) and checks the file against
-PyTorch in ONNX Runtime; `run_onnx` runs such a file. The graph's outputs are described in
-`models.onnx_postprocess`; the names defined there are re-exported here.
+PyTorch in ONNX Runtime; `run_onnx` runs such a file. The input is a batch of letterboxed RGB
+images, ``[B, 3, H, W]``, pixels 0-255 as ``uint8`` (default) or float (``input_type``); the
+graph divides by 255 (see `models.export` and `models.letterbox`). The graph's outputs are
+described in `models.onnx_postprocess`; the names defined there are re-exported here.
 
 Example:
     >>> import tempfile, pathlib
@@ -28,7 +30,15 @@ import torch
 
 from models import postprocess
 from models.build import YoloNAS
-from models.export import ExportError, export_fused, fused_copy, input_shape
+from models.export import (
+    ExportError,
+    check_input_type,
+    export_fused,
+    fused_copy,
+    input_metadata,
+    input_shape,
+    set_metadata,
+)
 from models.onnx_postprocess import MAX_DETECTIONS, PREFIX, NmsSettings, add_postprocess
 from models.spec import ArchSpec
 
@@ -47,6 +57,7 @@ class DeployReport:
     detections: int | None  # with NMS: detections on the check input, per ONNX Runtime
     max_box_err: float | None  # with NMS: graph vs models.postprocess on the same tensors, px
     note: str | None = None  # why a check could not be exact (tied scores), if so
+    input_type: str = "uint8"  # the graph input's element type: uint8, float or float16
 
 
 def export_deployable(
@@ -59,10 +70,15 @@ def export_deployable(
     opset: int = 17,
     check: bool = True,
     check_images: np.ndarray | None = None,
+    input_type: str = "uint8",
 ) -> DeployReport:
     """Export the fused model to ONNX, optionally in float16 and with post-processing.
 
-    With ``check``, ONNX Runtime runs the file on ``check_images`` (``[batch, 3, H, W]``, float
+    The graph's input ``images`` is RGB, NCHW, pixels 0-255 of letterboxed images, as
+    ``input_type`` ``"uint8"`` or ``"float"`` (float32, or float16 with ``fp16``); the graph
+    scales them to 0-1 itself. The file's metadata (``opennac.*``) says so.
+
+    With ``check``, ONNX Runtime runs the file on ``check_images`` (``[batch, 3, H, W]``,
     pixels 0-255; default random): the network's outputs must match PyTorch's (relative error
     < 1e-4, or < 2e-2 in float16) and, with ``nms``, the detections of the graph must equal
     `models.postprocess` applied to those same network outputs (same count per image, same
@@ -72,6 +88,7 @@ def export_deployable(
     """
     import onnx
 
+    check_input_type(input_type)
     model = fused_copy(model_or_spec, "export_deployable")
     shape = input_shape(image_size, batch, opset)
     path = Path(path)
@@ -79,22 +96,29 @@ def export_deployable(
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "network.onnx"
         # export_fused checks float32 parity on its own random input
-        report = export_fused(model, raw, shape, opset, check=check and not fp16)
+        report = export_fused(model, raw, shape, opset, check and not fp16, input_type)
         net = onnx.load(str(raw))
     if fp16:
         net = to_float16(net)
     full = net
     if nms is not None:
         full = add_postprocess(net, model.task, model.num_classes, model.num_keypoints, nms)
+    graph_input = "float16" if fp16 and input_type == "float" else input_type
+    meta = input_metadata(model, shape, graph_input)
+    meta["opennac.precision"] = "fp16" if fp16 else "fp32"
+    meta["opennac.nms"] = _nms_metadata(nms, model.task)
+    meta["opennac.outputs"] = ", ".join(o.name for o in full.graph.output)
+    full.graph.input[0].doc_string = meta["opennac.input"]
+    set_metadata(full, meta)
     onnx.save(full, str(path))
     names = tuple(o.name for o in full.graph.output)
     network_err, detections, box_err, note = report.max_rel_err, None, None, None
     if check:
-        x = _check_input(check_images, report.input_shape)
+        x = _check_input(check_images, report.input_shape, input_type)
         raw_types = [o.type.tensor_type.elem_type for o in net.graph.output]
         got_raw, got = _run_with_raw(full, x, raw_types, nms is not None)
         with torch.no_grad():
-            want_raw = [o.numpy() for o in model(torch.from_numpy(x))]
+            want_raw = [o.numpy() for o in model(torch.from_numpy(x).float() / 255.0)]
         network_err = _relative_error(got_raw, want_raw)
         limit = 2e-2 if fp16 else 1e-4
         if network_err >= limit:
@@ -127,8 +151,16 @@ def export_deployable(
                     "boxes/labels)"
                 )
     return DeployReport(
-        path, opset, report.input_shape, names, nms, fp16, network_err, detections, box_err, note
+        path, opset, report.input_shape, names, nms, fp16, network_err, detections, box_err, note,
+        graph_input,
     )
+
+
+def _nms_metadata(nms: NmsSettings | None, task: str) -> str:
+    if nms is None:
+        return "none"
+    return (f"score > {nms.score}, top-k {nms.top_k}, per-class NMS IoU {nms.iou}, "
+            f"max {nms.max_detections(task)} per image")
 
 
 def tied_candidates(scores: np.ndarray, settings: NmsSettings) -> int:
@@ -160,9 +192,9 @@ def _run_with_raw(
             probe.graph.output.append(helper.make_tensor_value_info(name, elem_type, None))
     session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
     inp = session.get_inputs()[0]
-    dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
     names = [o.name for o in session.get_outputs()]
-    values = dict(zip(names, session.run(None, {inp.name: x.astype(dtype)}), strict=True))
+    feed = {inp.name: as_input_type(x, inp.type)}
+    values = dict(zip(names, session.run(None, feed), strict=True))
     if not has_nms:
         return [values[n] for n in names], []
     raw = [values.pop(n) for n in raw_names]
@@ -177,13 +209,36 @@ def _split_by_image(values: dict[str, np.ndarray], batch: int) -> list[dict[str,
     return out
 
 
-def _check_input(images: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+def _check_input(
+    images: np.ndarray | None, shape: tuple[int, ...], input_type: str
+) -> np.ndarray:
+    """Check pixels 0-255 in the graph's input type (uint8 or float32)."""
     if images is None:
-        return np.random.default_rng(0).uniform(0.0, 255.0, size=shape).astype(np.float32)
-    images = np.asarray(images, dtype=np.float32)
+        rng = np.random.default_rng(0)
+        if input_type == "uint8":
+            return rng.integers(0, 256, size=shape, dtype=np.uint8)
+        return rng.uniform(0.0, 255.0, size=shape).astype(np.float32)
+    images = np.asarray(images)
     if tuple(images.shape) != tuple(shape):
         raise ValueError(f"check_images: expected shape {tuple(shape)}, got {images.shape}")
-    return images
+    if input_type == "uint8":
+        return np.clip(np.rint(images), 0, 255).astype(np.uint8)
+    return images.astype(np.float32)
+
+
+_ORT_TYPES = {"tensor(uint8)": np.uint8, "tensor(float16)": np.float16, "tensor(float)": np.float32}
+
+
+def as_input_type(images: np.ndarray, ort_type: str) -> np.ndarray:
+    """Pixels 0-255 in the element type an ONNX Runtime input wants (``tensor(uint8)``, ...);
+    float pixels for a uint8 input are rounded and clipped."""
+    dtype = _ORT_TYPES.get(ort_type)
+    if dtype is None:
+        raise ValueError(f"unsupported model input type {ort_type}")
+    images = np.asarray(images)
+    if dtype is np.uint8 and images.dtype != np.uint8:
+        images = np.clip(np.rint(images), 0, 255)
+    return images.astype(dtype)
 
 
 def _relative_error(got: Sequence[np.ndarray], want: Sequence[np.ndarray]) -> float:
@@ -200,16 +255,18 @@ def _relative_error(got: Sequence[np.ndarray], want: Sequence[np.ndarray]) -> fl
 
 
 def run_onnx(path: str | Path, images: np.ndarray) -> list[dict[str, np.ndarray]]:
-    """Run an exported model with post-processing; per-image dicts like `models.postprocess`."""
+    """Run an exported model with post-processing on ``images`` ``[B, 3, H, W]`` (letterboxed
+    RGB pixels 0-255, uint8 or float; converted to the graph's input type); per-image dicts
+    like `models.postprocess`, boxes in letterboxed pixels (`models.letterbox.to_original`)."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     inp = session.get_inputs()[0]
-    dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
     names = [o.name for o in session.get_outputs()]
     if "batch_index" not in names:
         raise ValueError(f"{path}: no post-processing in this model (outputs {names})")
-    values = dict(zip(names, session.run(None, {inp.name: images.astype(dtype)}), strict=True))
+    feed = {inp.name: as_input_type(images, inp.type)}
+    values = dict(zip(names, session.run(None, feed), strict=True))
     return _split_by_image(values, images.shape[0])
 
 
@@ -285,6 +342,7 @@ def to_float16(model: Any) -> Any:
 
 __all__ = [
     "DeployReport",
+    "as_input_type",
     "MAX_DETECTIONS",
     "NmsSettings",
     "add_postprocess",

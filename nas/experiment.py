@@ -176,6 +176,14 @@ class Variants:
 
 
 @dataclass
+class WeightsSection:
+    """``weights:`` which trained checkpoints the run keeps in ``RUN_DIR/weights`` (see
+    `nas.weights`): ``front`` (front members and variants), ``all`` or ``none``."""
+
+    keep: str = "front"
+
+
+@dataclass
 class Experiment:
     """A whole experiment file, validated (see the module docstring)."""
 
@@ -195,6 +203,7 @@ class Experiment:
     storage: str | None = None  # Optuna storage URL; default sqlite in the run directory
     seed_references: bool = True
     variants: Variants = field(default_factory=Variants)
+    weights: WeightsSection = field(default_factory=WeightsSection)
     format: str = FORMAT
     source: str | None = field(default=None, compare=False)  # the file it came from
 
@@ -377,6 +386,8 @@ def _check(exp: Experiment, src: str) -> None:
         fail("resources.gpu", "latency.device is 'cuda': each trial needs a GPU (resources.gpu)")
     if exp.ray.num_cpus is not None:
         _positive(fail, "ray.num_cpus", exp.ray.num_cpus)
+    if exp.weights.keep not in ("front", "all", "none"):
+        fail("weights.keep", f"expected one of front, all, none, got {exp.weights.keep!r}")
     v = exp.variants
     if v.budgets is not None and v.match_references:
         fail("variants", "expected 'budgets' or 'match_references', not both")

@@ -254,6 +254,8 @@ class _Session:
             "constraints": dataclasses.asdict(exp.constraints),
             "latency_cache": str(self.rd.latency_cache.resolve()),
             "train_device": "cuda" if exp.resources.gpu > 0 else "cpu",
+            "run_dir": str(self.rd.path.resolve()),
+            "keep_weights": exp.weights.keep,
         }
 
     def _check_target(self) -> None:
@@ -343,6 +345,7 @@ class _Session:
         if row["status"] in ("COMPLETE", "STOPPED") and row.get("reused_from") is None:
             self._write_arch(row, frozen.params)
         df = self._write_table()
+        self._prune_weights(df)
         full = df[df["number"] == row["number"]]
         shown = full.iloc[0].to_dict() if len(full) else row
         self.progress.trial_finished(shown, _counts(df), self._front(df))
@@ -377,11 +380,17 @@ class _Session:
     def _front(self, df: Any) -> Any:
         return pareto(df, self.exp.objectives)
 
+    def _prune_weights(self, df: Any) -> None:
+        from nas.weights import prune_weights
+
+        prune_weights(self.rd.path, df, self.exp.objectives, self.exp.weights.keep)
+
     def _finish(self, status: str) -> None:
         df = self._write_table()
         front = self._front(df)
         front.to_csv(self.rd.pareto_csv, index=False)
         variants = self._variants(df, measure=status == "finished")
+        self._prune_weights(df)
         self._plots(df)
         counts = _counts(df)
         if status == "interrupted":

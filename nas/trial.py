@@ -10,7 +10,8 @@ architecture and passes its spec; the trial then:
 2. measures the latency of the fused model on the target device (under the per-device lock,
    cached in ``RUN_DIR/latency_cache``) and checks ``max_latency_ms`` again;
 3. trains it with ``evaluators.trainer.train_candidate``, reporting ``{ap, latency_ms, epoch,
-   ...}`` to Ray Tune after each epoch (a scheduler such as ASHA may stop it there);
+   ...}`` to Ray Tune after each epoch (a scheduler such as ASHA may stop it there), and keeps
+   its trained (EMA) weights in ``RUN_DIR/weights`` when it completes (`nas.weights`);
 4. reports a final record with ``final: True`` and its status.
 
 An exception or a NaN loss ends the trial with status FAIL and its reason (the sweep goes on).
@@ -280,9 +281,12 @@ def _evaluate(
         if fail_after is not None and epoch >= fail_after:
             raise InjectedFailure(f"injected failure after epoch {epoch} (OPENNAC_FAIL_TRIALS)")
 
+    from nas.weights import TrialWeights
+
+    weights = TrialWeights(s, config["number"])  # kept in RUN_DIR/weights if on the front
     t_train = time.perf_counter()
     with slot:
-        tr = train_candidate(spec, data, cfg, callback=on_epoch)
+        tr = train_candidate(spec, data, cfg, callback=on_epoch, out_dir=weights.work_dir)
     rec["train_s"] = round(time.perf_counter() - t_train, 3)
     out = tr.to_dict()
     for key in ("ap", "ap50", "box_ap"):
@@ -296,6 +300,7 @@ def _evaluate(
             rec[key] = out[key]
     rec["full_fidelity"] = rec["epochs_done"] >= f["epochs"]
     rec["status"] = "COMPLETE"
+    weights.keep(rec)
 
 
 _COUNTS: dict[tuple[str, int, Any, int], int] = {}

@@ -8,7 +8,13 @@ the latency of the space's reference point of that size (``yolo_nas_pose_n`` ...
 ``width_scale`` the scaled released model), measured on the same device, backend, precision,
 batch and image size as the trials. Detection has no released N model: its ``n`` budget is
 half the ``s`` budget. Each variant is written to ``RUN_DIR/variants/<name>.yaml`` as a frozen
-architecture file carrying its metrics, the budget and the reference it is measured against.
+architecture file carrying its metrics, the budget and the reference it is measured against,
+and (``provenance.checkpoint`` / ``provenance.recipe``) its kept weights and how they were
+trained (`nas.weights`).
+
+Files are never deleted: the experiment's budgets write the run's own set ``variants/``
+(refreshed in place when the sweep goes on); other budgets write a labelled set
+``variants/<label>/``, and rewriting a variant of another budget needs ``force``.
 
 Example:
     >>> import pandas as pd
@@ -23,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +37,10 @@ from typing import Any
 from nas.rundir import row_metrics
 
 SIZES = ("n", "s", "m", "l")
+
+
+class VariantsError(ValueError):
+    """A selection that would overwrite another selection's files, or found nothing."""
 
 
 def valid_trials(df: Any) -> Any:
@@ -99,16 +110,25 @@ def write_variants(
     reference_rows: Mapping[str, Any],
     provenance: Mapping[str, Any],
     run_name: str,
+    force: bool = False,
+    run_dir: Path | None = None,
+    fidelity: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
-    """Write ``variants/<name>.yaml`` for each chosen row; returns ``{name: path}``.
+    """Write ``<variants_dir>/<name>.yaml`` for each chosen row; returns ``{name: path}``.
 
     ``specs``: ``{number: ArchSpec}`` of the chosen rows; ``reference_rows``: ``{reference name:
     trials-table row}`` for references evaluated in the run (their AP goes in the file too).
-    Files of earlier selections that are no longer chosen are removed.
+    With ``run_dir``, a file names its trial's kept checkpoint (``RUN_DIR/weights``, when it
+    exists) and its recipe (from the checkpoint, else ``fidelity``). Nothing is deleted; a
+    file written by a selection with another budget raises `VariantsError` before anything is
+    written, unless ``force``.
     """
     from models.archfile import save_arch
 
-    variants_dir.mkdir(parents=True, exist_ok=True)
+    if not force:
+        check_overwrite(variants_dir, {n: float(budgets[n]) for n in chosen})
+    if chosen:
+        variants_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     for name, row in chosen.items():
         number = int(row["number"])
@@ -125,12 +145,54 @@ def write_variants(
         prov = dict(provenance)
         prov.update({"trial": number, "variant": name})
         path = variants_dir / f"{name}.yaml"
+        if run_dir is not None:
+            prov.update(_weights_provenance(run_dir, number, path, fidelity or {}))
         save_arch(specs[number], path, metrics=metrics, provenance=prov, name=f"{run_name}-{name}")
         written[name] = path
-    for old in variants_dir.glob("*.yaml"):
-        if old.stem not in written:
-            old.unlink()
     return written
+
+
+def _weights_provenance(
+    run_dir: Path, number: int, path: Path, fidelity: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``checkpoint`` (relative to the variant file, when kept) and ``recipe`` of a trial."""
+    import os
+
+    from nas.weights import recipe_of, weights_name
+
+    ckpt = Path(run_dir) / weights_name(number)
+    out: dict[str, Any] = {}
+    if ckpt.is_file():
+        out["checkpoint"] = Path(os.path.relpath(ckpt, path.parent)).as_posix()
+    out["recipe"] = recipe_of(ckpt if ckpt.is_file() else None, fidelity)
+    return out
+
+
+def check_overwrite(variants_dir: Path, budgets: Mapping[str, float]) -> None:
+    """Raise `VariantsError` when a file of ``variants_dir`` would be replaced by a variant of
+    another budget (same name, other ``budget_ms``)."""
+    from models.archfile import ArchFileError, load_arch_record
+
+    for name, budget in budgets.items():
+        path = variants_dir / f"{name}.yaml"
+        if not path.is_file():
+            continue
+        try:
+            old = finite_float(load_arch_record(path).metrics.get("budget_ms"))
+        except ArchFileError:
+            old = None
+        if old is None or not math.isclose(old, budget, rel_tol=1e-6, abs_tol=1e-9):
+            was = "no budget" if old is None else f"budget {old:g} ms"
+            raise VariantsError(
+                f"{path} exists ({was}); a variant {name!r} with budget {budget:g} ms would "
+                "replace it: choose another --label or pass --force"
+            )
+
+
+def set_label(budgets: Mapping[str, float]) -> str:
+    """A folder name for a set of budgets: ``{"tiny": 7, "big": 12}`` -> ``tiny7ms_big12ms``."""
+    text = "_".join(f"{name}{float(ms):g}ms" for name, ms in budgets.items())
+    return re.sub(r"[^A-Za-z0-9_.+-]", "-", text)[:80] or "custom"
 
 
 def _truthy(value: Any) -> bool:
@@ -166,6 +228,8 @@ def update_variants(
     budgets: Mapping[str, float] | None = None,
     measure_missing: bool = True,
     notes: list[str] | None = None,
+    label: str | None = None,
+    force: bool = False,
 ) -> dict[str, str]:
     """Select and write the variants of run directory ``rd``; returns ``{name: one line}``.
 
@@ -173,12 +237,20 @@ def update_variants(
     comes from its trial in ``df`` (seeded references) or, if ``measure_missing``, is measured
     here with the experiment's latency settings (and cached in the run's latency cache).
     Specs come from the frozen files in ``archs/``; run.json records the variants and budgets.
+
+    The experiment's own budgets write ``variants/``; other budgets (or a ``label``) write
+    ``variants/<label>/`` (default label: `set_label`). Nothing is deleted; replacing a file
+    of another budget raises `VariantsError` unless ``force``.
     """
     from models.archfile import load_arch
     from nas.rundir import code_version, now_iso
 
     notes = notes if notes is not None else []
     v = exp.variants
+    own = budgets is None or (v.budgets is not None and dict(budgets) == dict(v.budgets))
+    if label is None and not own and budgets is not None:
+        label = set_label(budgets)
+    folder = rd.variants_dir / label if label else rd.variants_dir
     refs: dict[str, tuple[str, float]] | None = None
     ref_rows: dict[str, Any] = {}
     if "reference" in df.columns:
@@ -212,8 +284,10 @@ def update_variants(
     specs = {int(r["number"]): load_arch(rd.path / str(r["arch_file"])) for r in chosen.values()}
     provenance = {"run": rd.name, "experiment": exp.name, "code_version": code_version(),
                   "created": now_iso()}
-    paths = write_variants(rd.variants_dir, chosen, specs, budgets, refs, ref_rows, provenance,
-                           rd.name)
+    # the run's own set is refreshed in place (same budgets); another set may not replace
+    # files of other budgets unless forced
+    paths = write_variants(folder, chosen, specs, budgets, refs, ref_rows, provenance, rd.name,
+                           force=force or not label, run_dir=rd.path, fidelity=_fidelity(exp))
     out: dict[str, str] = {}
     for name, budget in budgets.items():
         if name in paths:
@@ -223,11 +297,24 @@ def update_variants(
                          f"{float(r['latency_ms']):.2f} ms <= {budget:.2f} ms{ref})")
         else:
             out[name] = f"none within {budget:.2f} ms"
-    rd.update_meta(
-        variants={k: str(p.relative_to(rd.path)) for k, p in paths.items()},
-        variant_budgets_ms=dict(budgets),
-    )
+    if label:
+        sets = dict(rd.meta().get("variant_sets") or {})
+        if paths:
+            sets[label] = {"variants": {k: str(p.relative_to(rd.path)) for k, p in paths.items()},
+                           "budgets_ms": dict(budgets)}
+            rd.update_meta(variant_sets=sets)
+    else:
+        rd.update_meta(
+            variants={k: str(p.relative_to(rd.path)) for k, p in paths.items()},
+            variant_budgets_ms=dict(budgets),
+        )
     return out
+
+
+def _fidelity(exp: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return dataclasses.asdict(exp.fidelity)
 
 
 def _latency_settings(exp: Any) -> dict[str, Any]:
@@ -253,11 +340,14 @@ def parse_budget_args(items: list[str]) -> dict[str, float]:
 
 __all__ = [
     "SIZES",
+    "VariantsError",
+    "check_overwrite",
     "finite_float",
     "parse_budget_args",
     "reference_budgets",
     "row_metrics",
     "select_variants",
+    "set_label",
     "size_of",
     "update_variants",
     "valid_trials",

@@ -27,9 +27,14 @@ def register(subparsers: Any) -> None:
             "with their boxes), and/or TorchScript. Without --checkpoint the weights are random."
         ),
         epilog=(
-            "ONNX outputs without --nms: boxes [B, A, 4] (xyxy pixels), scores [B, A, C] "
-            "(+ keypoints [B, A, K, 3] for pose). With --nms: batch_index [N], boxes [N, 4], "
-            "scores [N], labels [N] (+ keypoints [N, K, 3]). See docs/export.md."
+            "ONNX input: images [B, 3, H, W], RGB, NCHW, pixels 0-255 as uint8 (--input uint8, "
+            "the default) or float32 (--input float; float16 with --fp16), not normalised: the "
+            "graph divides by 255. Letterbox outside the graph: longest side scaled to fit, "
+            "centred, padded with 114 (detection) or 127 (pose); models.letterbox does it and "
+            "maps boxes back. ONNX outputs without --nms: boxes [B, A, 4] (xyxy letterboxed "
+            "pixels), scores [B, A, C] (+ keypoints [B, A, K, 3] for pose). With --nms: "
+            "batch_index [N], boxes [N, 4], scores [N], labels [N] (+ keypoints [N, K, 3]). "
+            "See docs/export.md."
         ),
     )
     parser.add_argument("arch", metavar="ARCH_FILE_OR_NAME", help="preset name or frozen file")
@@ -51,6 +56,14 @@ def register(subparsers: Any) -> None:
         help="input size: 640 or HxW like 384x640, multiples of 32 (default 640)",
     )
     parser.add_argument("--batch", type=int, default=1, metavar="N", help="batch size (default 1)")
+    parser.add_argument(
+        "--input",
+        choices=("uint8", "float"),
+        default="uint8",
+        dest="input_type",
+        help="element type of the ONNX input, RGB pixels 0-255 either way: uint8 (default) or "
+        "float (float32; float16 with --fp16); the graph divides by 255",
+    )
     parser.add_argument(
         "--fp16", action="store_true", help="float16 weights, activations and input"
     )
@@ -150,13 +163,17 @@ def _export_onnx(model: Any, args: argparse.Namespace, name: str) -> None:
             fp16=args.fp16,
             opset=args.opset,
             check=not args.no_check,
+            input_type=args.input_type,
         )
     except (ValueError, ExportError) as exc:
         raise CliError(str(exc).splitlines()[0]) from None
+    from models.letterbox import PAD_VALUES
+
     b, c, h, w = report.input_shape
-    dtype = "float16" if args.fp16 else "float32"
+    dtype = {"uint8": "uint8", "float": "float32", "float16": "float16"}[report.input_type]
     print(f"wrote {report.path} ({name}, opset {report.opset}, fused)")
-    print(f"  input  images [{b}, {c}, {h}, {w}] {dtype}, RGB pixels 0-255, letterboxed")
+    print(f"  input  images [{b}, {c}, {h}, {w}] {dtype}: RGB, NCHW, pixels 0-255 (the graph "
+          f"divides by 255), letterboxed with pad {PAD_VALUES[model.task]} (models.letterbox)")
     print(f"  outputs {', '.join(report.output_names)}")
     if nms is not None:
         print(
@@ -183,13 +200,14 @@ def _export_torchscript(model: Any, args: argparse.Namespace, name: str) -> None
     import torch
 
     from models.build import fuse
+    from models.export import PixelInput, pixel_input
 
-    fused = fuse(model).cpu()
     dtype = torch.float16 if args.fp16 else torch.float32
-    fused = fused.to(dtype)
+    fused = PixelInput(fuse(model).cpu().to(dtype))  # pixels 0-255 in, like the ONNX file
     h, w = args.image_size
-    x = torch.rand(args.batch, 3, h, w, generator=torch.Generator().manual_seed(0)) * 255
-    x = x.to(dtype)
+    x = pixel_input((args.batch, 3, h, w), args.input_type)
+    if args.input_type == "float":
+        x = x.to(dtype)
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
@@ -198,7 +216,8 @@ def _export_torchscript(model: Any, args: argparse.Namespace, name: str) -> None
             traced.save(str(args.torchscript))
     except Exception as exc:  # noqa: BLE001 - TorchScript support varies by torch build
         raise CliError(f"--torchscript: tracing failed ({type(exc).__name__}: {exc})") from None
-    print(f"wrote {args.torchscript} ({name}, TorchScript, fused, {dtype}, network only)")
+    print(f"wrote {args.torchscript} ({name}, TorchScript, fused, {dtype}, network only; "
+          f"input {x.dtype} RGB pixels 0-255, NCHW)")
     if not args.no_check:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.jit.load's deprecation notice

@@ -1,4 +1,8 @@
-"""``opennac variants RUN_DIR [--budget n=MS ...]``: choose the n/s/m/l variants again."""
+"""``opennac variants RUN_DIR [--budget n=MS ...] [--label L]``: choose variants again.
+
+Example:
+    $ opennac variants runs/quickstart --budget tiny=3 --budget big=6    # variants/tiny3ms_big6ms/
+"""
 
 from __future__ import annotations
 
@@ -13,14 +17,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="select variants of a run under latency budgets",
         description=(
             "Write RUN_DIR/variants/NAME.yaml: for each budget, the complete, feasible, "
-            "full-fidelity trial with the best AP within that latency. Without --budget the "
-            "experiment's budgets are used (variants.budgets, or the measured latencies of "
-            "the released models with variants.match_references)."
+            "full-fidelity trial with the best AP within that latency, with its kept "
+            "checkpoint and training recipe. Without --budget the experiment's budgets are "
+            "used (variants.budgets, or the measured latencies of the released models with "
+            "variants.match_references). Other budgets write a new set, "
+            "RUN_DIR/variants/LABEL/NAME.yaml; no file is ever deleted, and a file of another "
+            "budget is only replaced with --force. Exits 2 when no budget finds a trial."
         ),
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory (runs/NAME)")
     p.add_argument("--budget", action="append", default=[], metavar="NAME=MS",
                    help="a latency budget in ms, e.g. --budget n=2.5 --budget s=4 (repeatable)")
+    p.add_argument("--label", default=None, metavar="LABEL",
+                   help="folder of this set under RUN_DIR/variants (default: from the budgets, "
+                        "e.g. n2.5ms_s4ms)")
+    p.add_argument("--force", action="store_true",
+                   help="replace variant files of the same name written with another budget")
     p.add_argument("--no-measure", action="store_true",
                    help="never measure a reference's latency here (use the trials' only)")
     p.set_defaults(func=run)
@@ -29,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from nas.experiment import ExperimentError, load_experiment
     from nas.rundir import RunDir, RunDirError
-    from nas.variants import parse_budget_args, update_variants
+    from nas.variants import VariantsError, parse_budget_args, update_variants, valid_trials
 
     try:
         budgets = parse_budget_args(args.budget) if args.budget else None
@@ -37,14 +49,32 @@ def run(args: argparse.Namespace) -> int:
         exp = load_experiment(rd.experiment_yaml)
     except (ValueError, RunDirError, ExperimentError) as exc:
         raise CliError(str(exc)) from None
+    if args.label is not None and not _simple(args.label):
+        raise CliError(f"--label: expected letters, digits, '_', '-', '.', got {args.label!r}")
     df = rd.live_trials(exp.storage)
     notes: list[str] = []
-    lines = update_variants(rd, exp, df, budgets=budgets, measure_missing=not args.no_measure,
-                            notes=notes)
+    try:
+        lines = update_variants(rd, exp, df, budgets=budgets, measure_missing=not args.no_measure,
+                                notes=notes, label=args.label, force=args.force)
+    except VariantsError as exc:
+        raise CliError(str(exc)) from None
     if not lines:
         raise CliError(f"{rd.path}: no variant budget could be set ({'; '.join(notes)})")
+    found = {n: line for n, line in lines.items() if not line.startswith("none within")}
+    if not found:
+        pool = valid_trials(df)
+        fastest = ("no complete, feasible, full-fidelity trial" if pool is None or not len(pool)
+                   else f"the fastest valid trial takes {pool['latency_ms'].astype(float).min():.3f} ms")
+        empty = ", ".join(f"{n} ({line})" for n, line in lines.items())
+        raise CliError(f"no trial within any budget: {empty}; {fastest}; nothing written")
     for name, line in lines.items():
         print(f"variant {name}: {line}")
     for note in notes:
         print(f"note: {note}")
     return 0
+
+
+def _simple(label: str) -> bool:
+    import re
+
+    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", label))

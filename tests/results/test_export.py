@@ -46,11 +46,11 @@ def _spread_scores(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 
 def _synthetic_batch(tmp_path: Path, task: str, batch: int, size: int) -> np.ndarray:
-    """Letterboxed validation images of the synthetic data set, float pixels [B, 3, S, S]."""
+    """Letterboxed validation images of the synthetic data set, uint8 pixels [B, 3, S, S]."""
     data = load_data_config(make_synthetic(tmp_path / task, task, images=8, image_size=96), task)
     ds = CocoDataset(data.val_images, data.val_annotations, task, size)
     images = [ds[i % len(ds)][0] for i in range(batch)]
-    return torch.stack(images).float().numpy()
+    return torch.stack(images).numpy()
 
 
 @pytest.mark.parametrize("preset", ["yolo_nas_tiny", "yolo_nas_pose_tiny"])
@@ -63,9 +63,9 @@ def test_onnx_nms_equals_pytorch_pipeline_on_synthetic_images(tmp_path, preset) 
     settings = NmsSettings(iou=0.5, score=0.05, max_det=40, top_k=200)
     path = tmp_path / f"{preset}.onnx"
     report = export_deployable(model, path, image_size=64, batch=2, nms=settings, check=False)
-    got = run_onnx(path, x)
+    got = run_onnx(path, x)  # fed uint8 pixels, as documented
     with torch.no_grad():
-        outs = fuse(model)(torch.from_numpy(x))
+        outs = fuse(model)(torch.from_numpy(x).float() / 255.0)  # what training feeds
     want = torch_postprocess(outs, spec.task, settings)
     counts = [len(d["scores"]) for d in want]
     assert all(c > 0 for c in counts), counts  # the comparison is not vacuous
@@ -124,11 +124,12 @@ def test_export_cli_uses_checkpoint_ema_weights(tmp_path, capsys) -> None:
     assert cli(argv) == 0
     printed = capsys.readouterr()
     assert "EMA weights" in printed.out and "warning" not in printed.err
-    x = np.random.default_rng(0).uniform(0, 255, (1, 3, 64, 64)).astype(np.float32)
-    got = ort.InferenceSession(str(out)).run(None, {"images": x})
+    x = np.random.default_rng(0).integers(0, 256, (1, 3, 64, 64), dtype=np.uint8)
+    got = ort.InferenceSession(str(out)).run(None, {"images": x})  # default input: uint8
     with torch.no_grad():
-        want_ema = fuse(ema.eval())(torch.from_numpy(x))
-        want_model = fuse(model.eval())(torch.from_numpy(x))
+        x01 = torch.from_numpy(x).float() / 255.0
+        want_ema = fuse(ema.eval())(x01)
+        want_model = fuse(model.eval())(x01)
     np.testing.assert_allclose(got[1], want_ema[1].numpy(), atol=1e-5)
     assert not np.allclose(got[1], want_model[1].numpy(), atol=1e-3)
     traced = torch.jit.load(str(tmp_path / "tiny.pt"))
@@ -139,7 +140,7 @@ def test_export_cli_uses_checkpoint_ema_weights(tmp_path, capsys) -> None:
 def test_export_cli_warns_without_weights_and_rejects_bad_input(tmp_path, capsys) -> None:
     out = tmp_path / "pose.onnx"
     argv = ["export", "yolo_nas_pose_tiny", "--onnx", str(out), "--image-size", "64", "--nms",
-            "--score", "0.01", "--fp16"]  # fmt: skip
+            "--score", "0.01", "--fp16", "--input", "float"]  # fmt: skip
     assert cli(argv) == 0
     printed = capsys.readouterr()
     assert "no --checkpoint" in printed.err
