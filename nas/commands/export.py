@@ -24,7 +24,9 @@ def register(subparsers: Any) -> None:
             "Export a preset or a frozen architecture file as the fused (re-parameterized) "
             "network: ONNX (checked against PyTorch in ONNX Runtime at export time), optionally "
             "with post-processing in the graph (ONNX NonMaxSuppression; pose keypoints gathered "
-            "with their boxes), and/or TorchScript. Without --checkpoint the weights are random."
+            "with their boxes), and/or TorchScript. Weights: --checkpoint, else the kept "
+            "checkpoint a variant file names (provenance.checkpoint), else random (a warning "
+            "says so)."
         ),
         epilog=(
             "ONNX input: images [B, 3, H, W], RGB, NCHW, pixels 0-255 as uint8 (--input uint8, "
@@ -46,7 +48,8 @@ def register(subparsers: Any) -> None:
         "--checkpoint",
         type=Path,
         metavar="CKPT",
-        help="trained weights (opennac-ckpt/1; EMA weights are used when stored)",
+        help="trained weights (opennac-ckpt/1; EMA weights are used when stored); default: "
+        "the kept checkpoint named by a variant file",
     )
     parser.add_argument(
         "--image-size",
@@ -103,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
     if args.nms and args.onnx is None:
         raise CliError("--nms applies to --onnx (TorchScript holds the network only)")
     spec, name = resolve_arch(args.arch)
+    if args.checkpoint is None:
+        args.checkpoint = kept_weights(args.arch)
     model = _model(spec, args.checkpoint)
     if args.checkpoint is None:
         print(
@@ -115,6 +120,23 @@ def run(args: argparse.Namespace) -> int:
     if args.torchscript is not None:
         _export_torchscript(model, args, name)
     return 0
+
+
+def kept_weights(arch: str) -> Path | None:
+    """The kept checkpoint a frozen file names (`nas.weights`); an error when it is missing."""
+    from models.archfile import ArchFileError
+    from nas.weights import kept_checkpoint
+
+    try:
+        ckpt = kept_checkpoint(arch)
+    except ArchFileError as exc:
+        raise CliError(str(exc)) from None
+    if ckpt is not None and not ckpt.is_file():
+        raise CliError(
+            f"{arch}: names the kept checkpoint {ckpt}, which does not exist (deleted or moved); "
+            "give --checkpoint, or retrain with `opennac train RUN_DIR --variant NAME`"
+        )
+    return ckpt
 
 
 def _model(spec: Any, checkpoint: Path | None) -> Any:

@@ -126,12 +126,14 @@ def test_status_and_variants_commands(sweep: Path) -> None:
     df = pd.read_parquet(sweep / "trials.parquet")
     fastest = df[df.status == "COMPLETE"].sort_values("latency_ms").iloc[0]
     budget = float(fastest["latency_ms"]) + 1e-3
-    res = _cli("variants", str(sweep), "--budget", f"tight={budget}", "--budget", "none=1e-6")
+    before = sorted((sweep / "variants").glob("*.yaml"))
+    res = _cli("variants", str(sweep), "--budget", f"tight={budget}", "--budget", "none=1e-6",
+               "--label", "custom")  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert "variant tight:" in res.stdout and "none within" in res.stdout
-    rec = load_arch_record(sweep / "variants" / "tight.yaml")
+    rec = load_arch_record(sweep / "variants" / "custom" / "tight.yaml")
     assert rec.provenance["trial"] == fastest["number"]
-    assert not (sweep / "variants" / "n.yaml").exists()  # the selection was replaced
+    assert sorted((sweep / "variants").glob("*.yaml")) == before  # the run's own set stays
     bad = _cli("variants", str(sweep), "--budget", "s=fast")
     assert bad.returncode == 2 and "NAME=MS" in bad.stderr
 
