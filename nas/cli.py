@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "data",
     "train",
     "evaluate",
+    "predict",
     "latency",
     "latency_table",
     "search",
