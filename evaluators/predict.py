@@ -145,7 +145,8 @@ def draw(
         canvas.rectangle(box, outline=colour, width=width)
         name = names[label] if names and label < len(names) else f"class {label}"
         text = f"{name} {float(det['scores'][d]):.2f}"
-        canvas.text((box[0] + 2, max(0.0, box[1] - 11)), text, fill=colour)
+        x = max(0.0, min(box[0] + 2, pil.width - canvas.textlength(text) - 1))  # stay inside
+        canvas.text((x, max(0.0, box[1] - 11)), text, fill=colour)
         if "keypoints" not in det:
             continue
         kpts = np.asarray(det["keypoints"][d])

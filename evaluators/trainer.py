@@ -180,12 +180,15 @@ def train_candidate(
     callback: Callback | None = None,
     out_dir: str | Path | None = None,
     resume: bool = False,
+    init: str | Path | None = None,
 ) -> TrainResult:
     """Train ``spec`` from scratch on ``data`` for ``cfg.epochs`` and score it with COCO AP.
 
     ``data`` is a DataConfig or a data YAML / directory. With ``out_dir``, ``last.pt`` and
     ``metrics.json`` are written there after every epoch; ``resume=True`` continues from
-    ``out_dir/last.pt`` when it exists (otherwise starts afresh).
+    ``out_dir/last.pt`` when it exists (otherwise starts afresh). ``init``: a checkpoint of
+    the same architecture whose (EMA) weights the run starts from instead of a fresh
+    initialisation; the checkpoints' ``train_config`` records it (``init``).
     """
     from models.build import build_model
     from models.losses import loss_for
@@ -215,7 +218,10 @@ def train_candidate(
         if not len(train_ds):
             raise ValueError(f"{data.train_annotations}: no training images")
 
-        model = build_model(spec).to(device)
+        model = build_model(spec)
+        if init is not None:
+            _load_init(model, init, spec)
+        model = model.to(device)
         loss_fn = loss_for(spec)
         optimizer = _optimizer(model, cfg.lr, _weight_decay(cfg, spec.task))
         ema = ModelEMA(model, cfg.ema_decay, cfg.ema_tau) if cfg.ema else None
@@ -284,7 +290,8 @@ def train_candidate(
                 save_checkpoint(
                     ckpt_path, spec=spec, model=model, epoch=epoch, metrics=metrics,
                     fidelity={**fidelity, "epochs_done": epoch}, ema=ema.module if ema else None,
-                    optimizer=optimizer, history=history, train_config=cfg.to_dict(),
+                    optimizer=optimizer, history=history,
+                    train_config={**cfg.to_dict(), "init": str(init) if init else "scratch"},
                     wall_s=record["wall_s"],
                 )  # fmt: skip
                 _write_metrics(ckpt_path.parent, metrics, fidelity, history, epoch)
@@ -453,6 +460,17 @@ def _lr_schedule(cfg: TrainConfig, task: str, steps_per_epoch: int) -> Callable[
         return cfg.lr * (final + (1 - final) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
 
     return lr_at
+
+
+def _load_init(model: nn.Module, path: str | Path, spec: ArchSpec) -> None:
+    """Start ``model`` from the (EMA) weights of checkpoint ``path`` (same architecture)."""
+    from evaluators.checkpoint import model_from_checkpoint
+
+    source, doc = model_from_checkpoint(path, use_ema=True)
+    if doc["spec"].arch_id != spec.arch_id:
+        raise ValueError(f"{path}: init checkpoint of another architecture "
+                         f"({doc['spec'].short_id}, expected {spec.short_id})")
+    model.load_state_dict(source.state_dict())
 
 
 def _restore(

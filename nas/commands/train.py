@@ -1,8 +1,10 @@
-"""``opennac train NAME_OR_FILE --data DIR_OR_YAML``: a short training run scored by COCO AP.
+"""``opennac train NAME_OR_FILE --data DIR_OR_YAML``: a short training run scored by COCO AP;
+``opennac train RUN_DIR --variant m``: the final training of a search's variant.
 
 Example:
     $ opennac data synth data/synth_det --task detection --images 64 --image-size 96
     $ opennac train yolo_nas_tiny --data data/synth_det --epochs 20 --image-size 96 --json
+    $ opennac train runs/quickstart --variant m --epochs 60 --init search
 """
 
 from __future__ import annotations
@@ -18,21 +20,34 @@ from nas.cli import CliError
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "train",
-        help="train a preset or architecture file on COCO-format data and report COCO AP",
+        help="train a preset, an architecture file or a search's variant; report COCO AP",
         description=(
             "Train a preset (e.g. yolo_nas_tiny) or a frozen architecture file from scratch on a "
             "COCO-format data set (a data YAML, or a folder holding data.yaml), evaluating COCO "
             "AP (pycocotools; OKS AP for pose) after every epoch. Writes OUT/last.pt (checkpoint, "
-            "format opennac-ckpt/1) and OUT/metrics.json."
+            "format opennac-ckpt/1) and OUT/metrics.json. With a run directory and --variant, "
+            "trains that variant with the run's recipe (batch, lr, image size, seed, epochs and "
+            "image subsets of its kept weights; --epochs, --data and the recipe flags override) "
+            "on the run's data, from scratch or from its kept weights (--init search), into "
+            "RUN_DIR/final/VARIANT; with the run's recipe it reproduces the search's AP."
         ),
     )
-    parser.add_argument("arch", metavar="NAME_OR_FILE", help="preset name or architecture file")
-    parser.add_argument("--data", required=True, metavar="DIR_OR_YAML",
-                        help="data YAML or a folder holding data.yaml")
-    parser.add_argument("--epochs", type=int, default=10, metavar="N", help="default 10")
-    parser.add_argument("--image-size", type=int, default=320, metavar="PIXELS",
+    parser.add_argument("arch", metavar="NAME_FILE_OR_RUN",
+                        help="preset name, architecture file, or run directory (with --variant)")
+    parser.add_argument("--data", default=None, metavar="DIR_OR_YAML",
+                        help="data YAML or a folder holding data.yaml (default with a run "
+                             "directory: the run's data)")
+    parser.add_argument("--variant", default=None, metavar="NAME",
+                        help="with a run directory: the variant to train (m, or LABEL/NAME for "
+                             "RUN_DIR/variants/LABEL/NAME.yaml)")
+    parser.add_argument("--init", choices=("scratch", "search"), default="scratch",
+                        help="with --variant: start from scratch (default) or from the "
+                             "variant's kept weights")
+    parser.add_argument("--epochs", type=int, default=None, metavar="N",
+                        help="default 10 (a run's recipe with --variant)")
+    parser.add_argument("--image-size", type=int, default=None, metavar="PIXELS",
                         help="square input size, a multiple of 32 (default 320)")
-    parser.add_argument("--batch", type=int, default=16, metavar="B", help="default 16")
+    parser.add_argument("--batch", type=int, default=None, metavar="B", help="default 16")
     parser.add_argument("--train-images", type=_count, default=None, metavar="N",
                         help="train on N images (or a fraction in (0, 1]); default all")
     parser.add_argument("--val-images", type=_count, default=None, metavar="N",
@@ -41,7 +56,7 @@ def register(subparsers: Any) -> None:
                         help="cpu (default), cuda or cuda:N")
     parser.add_argument("--lr", type=float, default=None, metavar="LR",
                         help="peak learning rate (default 2e-3)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     parser.add_argument("--threads", type=int, default=1, metavar="N",
                         help="CPU threads for torch (default 1)")
     parser.add_argument("--no-augment", action="store_true",
@@ -71,9 +86,19 @@ def _count(text: str) -> int | float:
 
 def run(args: argparse.Namespace) -> int:
     from evaluators.data import DataError, load_data_config
-    from evaluators.trainer import TrainConfig, TrainingDiverged, train_candidate
-    from nas.commands._common import print_json, resolve_arch
+    from evaluators.trainer import TrainConfig
+    from nas.commands._common import resolve_arch
+    from nas.final import is_run_dir, train_variant
 
+    if is_run_dir(args.arch):
+        return train_variant(args)
+    if args.variant is not None or args.init != "scratch":
+        raise CliError(f"--variant and --init need a run directory; {args.arch} is not one")
+    if args.data is None:
+        raise CliError("--data: required (a data YAML or a folder holding data.yaml)")
+    for key, default in (("epochs", 10), ("image_size", 320), ("batch", 16), ("seed", 0)):
+        if getattr(args, key) is None:
+            setattr(args, key, default)
     spec, name = resolve_arch(args.arch)
     try:
         data = load_data_config(args.data, spec.task)
@@ -94,6 +119,15 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--{str(exc).split(':')[0].replace('_', '-')}: "
                        f"{str(exc).split(':', 1)[-1].strip()}") from None
     out = Path(args.out) if args.out else Path("runs") / "train" / name
+    return train_and_report(spec, name, data, cfg, out, args)
+
+
+def train_and_report(spec: Any, name: str, data: Any, cfg: Any, out: Path,
+                     args: argparse.Namespace, init: Path | None = None) -> int:  # fmt: skip
+    """Train with progress lines (stderr with --json), then the final line or JSON."""
+    from evaluators.trainer import TrainingDiverged, train_candidate
+    from nas.commands._common import print_json
+
     log = sys.stderr if args.json else sys.stdout
     print(f"training {name} ({spec.task}, {spec.short_id}) on {data.source} for {cfg.epochs} "
           f"epochs at {cfg.image_size} px on {cfg.device}; output {out}", file=log, flush=True)
@@ -106,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         result = train_candidate(spec, data, cfg, callback=progress, out_dir=out,
-                                 resume=args.resume)
+                                 resume=args.resume, init=init)
     except TrainingDiverged as exc:
         raise CliError(f"{exc} (try a lower --lr)") from None
     except ValueError as exc:  # DataError, CheckpointError and bad data alike
