@@ -81,7 +81,9 @@ def pixel_input(shape: tuple[int, ...], input_type: str, seed: int = 0) -> torch
 
 def check_input_type(input_type: str) -> str:
     if input_type not in INPUT_TYPES:
-        raise ValueError(f"input_type: expected one of {', '.join(INPUT_TYPES)}, got {input_type!r}")
+        raise ValueError(
+            f"input_type: expected one of {', '.join(INPUT_TYPES)}, got {input_type!r}"
+        )
     return input_type
 
 

@@ -226,7 +226,11 @@ def _check_input(
     return images.astype(np.float32)
 
 
-_ORT_TYPES = {"tensor(uint8)": np.uint8, "tensor(float16)": np.float16, "tensor(float)": np.float32}
+_ORT_TYPES = {
+    "tensor(uint8)": np.uint8,
+    "tensor(float16)": np.float16,
+    "tensor(float)": np.float32,
+}
 
 
 def as_input_type(images: np.ndarray, ort_type: str) -> np.ndarray:

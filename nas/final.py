@@ -41,7 +41,9 @@ def variant_file(run_dir: Path, variant: str | None) -> Path:
     path = folder / f"{variant}.yaml"
     if not path.is_file():
         names = sorted(str(p.relative_to(folder))[:-5] for p in folder.rglob("*.yaml"))
-        raise CliError(f"--variant: {path} does not exist (variants: {', '.join(names) or 'none'})")
+        raise CliError(
+            f"--variant: {path} does not exist (variants: {', '.join(names) or 'none'})"
+        )
     return path
 
 

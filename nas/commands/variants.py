@@ -63,8 +63,11 @@ def run(args: argparse.Namespace) -> int:
     found = {n: line for n, line in lines.items() if not line.startswith("none within")}
     if not found:
         pool = valid_trials(df)
-        fastest = ("no complete, feasible, full-fidelity trial" if pool is None or not len(pool)
-                   else f"the fastest valid trial takes {pool['latency_ms'].astype(float).min():.3f} ms")
+        if pool is None or not len(pool):
+            fastest = "no complete, feasible, full-fidelity trial"
+        else:
+            ms = pool["latency_ms"].astype(float).min()
+            fastest = f"the fastest valid trial takes {ms:.3f} ms"
         empty = ", ".join(f"{n} ({line})" for n, line in lines.items())
         raise CliError(f"no trial within any budget: {empty}; {fastest}; nothing written")
     for name, line in lines.items():

@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from _deploy import deploy_experiment  # tests/deploy/_deploy.py
 
 
