@@ -160,6 +160,46 @@ def evaluate_onnx(
     return metrics
 
 
+def calibration_images(
+    source: str | Path,
+    task: str,
+    size: tuple[int, int],
+    count: int = 64,
+    seed: int = 0,
+) -> tuple[np.ndarray, DataConfig | None]:
+    """Letterboxed pixels ``[N, 3, H, W]`` uint8 for INT8 calibration, and the data set when
+    ``source`` is one (its train images calibrate, its val images score).
+
+    ``source``: a COCO-format data set (data YAML or a folder holding data.yaml) or a folder
+    of images; ``count`` images at most, a fixed subset (``seed``).
+    """
+    from evaluators.data import DataError, select_subset
+    from models.letterbox import load_image
+
+    path = Path(source)
+    data: DataConfig | None = None
+    try:
+        data = load_data_config(path, task)
+    except (DataError, OSError):
+        data = None
+    if data is not None:
+        files = sorted(p for p in Path(data.train_images).rglob("*") if _is_image(p))
+    elif path.is_dir():
+        files = sorted(p for p in path.iterdir() if _is_image(p))
+    else:
+        raise ValueError(f"{path}: neither a COCO-format data set nor a folder of images")
+    if not files:
+        raise ValueError(f"{path}: no images to calibrate with")
+    chosen = select_subset(list(range(len(files))), count, seed) if count < len(files) else None
+    picked = [files[i] for i in sorted(chosen)] if chosen is not None else files
+    pad = PAD_VALUES[task]
+    return to_batch([letterbox_image(load_image(f), size, pad)[0] for f in picked]), data
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
 def _chunks(n: int, size: int) -> Iterator[list[int]]:
     for start in range(0, n, size):
         yield list(range(start, min(n, start + size)))
@@ -174,4 +214,4 @@ def _target(image_id: int, lb: LetterboxInfo) -> dict[str, torch.Tensor]:
     }
 
 
-__all__ = ["OnnxModel", "evaluate_onnx"]
+__all__ = ["OnnxModel", "calibration_images", "evaluate_onnx"]

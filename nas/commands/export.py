@@ -87,6 +87,31 @@ def register(subparsers: Any) -> None:
     nms.add_argument(
         "--top-k", type=int, default=1000, metavar="K", help="candidates before NMS (default 1000)"
     )
+    q = parser.add_argument_group("INT8 and TensorRT")
+    q.add_argument(
+        "--int8",
+        action="store_true",
+        help="also write OUT.int8.onnx: static post-training quantization with ONNX Runtime "
+        "(QDQ: int8 convolutions, float decoding/NMS), calibrated on --calib-data; prints the "
+        "AP of the FP32 and INT8 models on its validation images",
+    )
+    q.add_argument(
+        "--calib-data",
+        metavar="DIR",
+        help="calibration images: a COCO-format data set (train images calibrate, val images "
+        "score) or a folder of images",
+    )
+    q.add_argument(
+        "--calib-images", type=int, default=64, metavar="N",
+        help="calibration images (default 64)",
+    )  # fmt: skip
+    q.add_argument(
+        "--trt",
+        type=Path,
+        metavar="OUT.engine",
+        help="also build a TensorRT engine (FP16, or INT8 from the QDQ model with --int8); "
+        "needs the tensorrt package and an NVIDIA GPU",
+    )
     parser.add_argument(
         "--no-check", action="store_true", help="skip the ONNX Runtime / TorchScript check"
     )
@@ -105,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--{nms_given[0].replace('_', '-')} needs --nms")
     if args.nms and args.onnx is None:
         raise CliError("--nms applies to --onnx (TorchScript holds the network only)")
+    _check_int8_trt(args)
     spec, name = resolve_arch(args.arch)
     if args.checkpoint is None:
         args.checkpoint = kept_weights(args.arch)
@@ -117,9 +143,41 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.onnx is not None:
         _export_onnx(model, args, name)
+        onnx_for_trt = args.onnx
+        if args.int8:
+            from nas.commands._int8 import export_int8
+
+            onnx_for_trt = export_int8(args, model.task)
+        if args.trt is not None:
+            from nas.commands._int8 import build_trt
+
+            build_trt(onnx_for_trt, args.trt, "int8" if args.int8 else "fp16")
     if args.torchscript is not None:
         _export_torchscript(model, args, name)
     return 0
+
+
+def _check_int8_trt(args: argparse.Namespace) -> None:
+    """Refuse INT8 / TensorRT options that cannot work, before anything is written."""
+    if (args.int8 or args.trt is not None) and args.onnx is None:
+        raise CliError("--int8 and --trt start from the ONNX model: give --onnx OUT.onnx")
+    if args.int8 and args.fp16:
+        raise CliError("--int8 quantizes the float32 model: leave out --fp16")
+    if args.int8 and not args.calib_data:
+        raise CliError("--int8 needs --calib-data DIR (a COCO-format data set or image folder)")
+    if args.calib_data and not args.int8:
+        raise CliError("--calib-data needs --int8")
+    if args.calib_images < 1:
+        raise CliError(f"--calib-images: expected a positive count, got {args.calib_images}")
+    if args.trt is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorrt") is None:
+            raise CliError(
+                "--trt: TensorRT is not installed (pip install tensorrt, on a machine with an "
+                "NVIDIA GPU); the ONNX file works without it, or build an engine elsewhere with "
+                "trtexec --onnx=OUT.onnx --saveEngine=OUT.engine --fp16 (--int8 for a QDQ model)"
+            )
 
 
 def kept_weights(arch: str) -> Path | None:
