@@ -2,8 +2,9 @@
 
 Layout (docs/internals.md): ``run.json``, ``experiment.yaml``, ``study.db``, ``ray/``,
 ``trials.csv`` + ``trials.parquet``, ``archs/<arch_id[:12]>.yaml``, ``pareto.csv``,
-``variants/<name>.yaml``, ``plots/``, ``latency_cache/``, ``data/`` (synthetic data) and
-``.lock`` (held while a sweep runs). A run directory is never overwritten.
+``variants/<name>.yaml`` (and ``variants/<label>/`` sets), ``weights/`` (kept trained weights,
+`nas.weights`), ``final/`` (final trainings), ``plots/``, ``latency_cache/``, ``data/``
+(synthetic data) and ``.lock`` (held while a sweep runs). A run directory is never overwritten.
 
 Example:
     >>> import tempfile

@@ -146,7 +146,9 @@ def write_variants(
         prov.update({"trial": number, "variant": name})
         path = variants_dir / f"{name}.yaml"
         if run_dir is not None:
-            prov.update(_weights_provenance(run_dir, number, path, fidelity or {}))
+            trained = finite_float(row.get("reused_from"))  # a duplicate: the original's weights
+            owner = int(trained) if trained is not None else number
+            prov.update(_weights_provenance(run_dir, owner, path, fidelity or {}))
         save_arch(specs[number], path, metrics=metrics, provenance=prov, name=f"{run_name}-{name}")
         written[name] = path
     return written

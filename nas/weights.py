@@ -170,6 +170,12 @@ def prune_weights(
     finished = {int(n) for n, s in zip(df["number"], df["status"], strict=True)
                 if str(s) != "RUNNING"}  # fmt: skip
     protected = front_numbers(df, objectives)
+    if "reused_from" in df.columns:  # a duplicate on the front keeps its original's weights
+        from nas.variants import finite_float
+
+        for number, source in zip(df["number"], df["reused_from"], strict=True):
+            if int(number) in protected and finite_float(source) is not None:
+                protected.add(int(finite_float(source)))
     named = variant_checkpoints(run_dir)
     deleted = []
     for number in sorted(finished - protected):
