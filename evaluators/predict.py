@@ -129,15 +129,24 @@ def draw(
     det: dict[str, np.ndarray],
     names: Sequence[str] | None = None,
     skeleton: Sequence[tuple[int, int]] | None = None,
+    min_side: int = 0,
 ) -> Any:
     """A PIL image: ``image`` with the boxes (class name and score) and, for pose, the
     keypoints above `KEYPOINT_VISIBLE` joined by ``skeleton`` (1-based pairs; default COCO's
-    when there are 17 keypoints)."""
+    when there are 17 keypoints). An image whose longest side is below ``min_side`` is drawn
+    enlarged to it (legible labels on small images)."""
     from PIL import Image, ImageDraw
 
     pil = Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGB")
+    zoom = max(1.0, min_side / max(pil.size)) if min_side else 1.0
+    if zoom > 1.0:
+        pil = pil.resize((round(pil.width * zoom), round(pil.height * zoom)),
+                         Image.Resampling.BILINEAR)  # fmt: skip
+        det = dict(det, boxes=np.asarray(det["boxes"]) * zoom)
+        if "keypoints" in det:
+            det["keypoints"] = np.asarray(det["keypoints"]) * np.array([zoom, zoom, 1.0])
     canvas = ImageDraw.Draw(pil)
-    width = max(1, round(max(pil.size) / 300))
+    width = max(1, round(max(pil.size) / 400))
     for d in range(len(det["scores"])):
         label = int(det["labels"][d])
         colour = _COLOURS[label % len(_COLOURS)]

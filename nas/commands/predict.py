@@ -47,6 +47,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--data", default=None, metavar="DIR_OR_YAML",
                         help="COCO-format data set: category ids and names, image ids")
     parser.add_argument("--no-draw", action="store_true", help="write only detections.json")
+    parser.add_argument("--min-side", type=int, default=480, metavar="PIXELS",
+                        help="draw smaller images enlarged to this longest side (default 480; "
+                             "0: original size)")
     parser.set_defaults(func=run)
 
 
@@ -63,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # CheckpointError, bad ONNX file, bad size
         raise CliError(str(exc)) from None
     names, label_to_cat, skeleton, ids = _categories(args.data, predictor.task)
+    if names is None and predictor.task == "pose":
+        names = ["person"]
     args.out.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     images: list[dict[str, Any]] = []
@@ -77,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_draw:
             stem = path.stem if path.stem not in used else f"{path.stem}_{index}"
             used.add(stem)
-            draw(image, det, names, skeleton).save(args.out / f"{stem}.jpg", quality=95)
+            picture = draw(image, det, names, skeleton, min_side=args.min_side)
+            picture.save(args.out / f"{stem}.jpg", quality=95)
     (args.out / "detections.json").write_text(json.dumps(results) + "\n")
     (args.out / "images.json").write_text(json.dumps(images, indent=1) + "\n")
     print(f"{len(files)} image(s) through {weights} ({predictor.kind}, {predictor.task}, "

@@ -25,7 +25,7 @@ def test_predict_variant_and_onnx(deploy_run: Path, deploy_data: Path, tmp_path:
     variant = deploy_run / "variants" / "m.yaml"
     out = tmp_path / "pred"
     argv = ["predict", str(variant), str(cfg.val_images), "--out", str(out), "--score", "0.01",
-            "--data", str(deploy_data)]  # fmt: skip
+            "--data", str(deploy_data), "--min-side", "0"]  # fmt: skip
     assert cli(argv) == 0
     assert "checkpoint" in capsys.readouterr().out
     results = json.loads((out / "detections.json").read_text())
@@ -85,3 +85,5 @@ def test_draw_joins_pose_keypoints_with_the_coco_skeleton() -> None:
     assert pil[mid, 50].max() > 0  # the skeleton line is drawn
     hidden = dict(det, keypoints=kpts * np.array([1, 1, 0], np.float32))  # not visible
     assert np.asarray(draw(image, hidden))[mid, 50].max() == 0
+    big = np.asarray(draw(image, det, min_side=400))  # small images drawn enlarged
+    assert big.shape == (400, 400, 3) and big[4 * mid, 200].max() > 0
