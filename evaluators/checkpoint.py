@@ -8,7 +8,8 @@ A checkpoint holds only tensors, dicts, lists, strings and numbers::
     optimizer       optimizer state (or None)  epoch     completed epochs
     metrics         last evaluation (flat)     fidelity  epochs, image_size, train/val images, seed
     history         per-epoch metric dicts     train_config   TrainConfig.to_dict()
-    wall_s          training seconds so far
+    wall_s          training seconds so far    recipe    Recipe.to_dict() (None: older file,
+                                                          trained before recipes had names)
 
 Example:
     >>> import tempfile, pathlib
@@ -54,6 +55,7 @@ def save_checkpoint(
     history: list[dict[str, Any]] | None = None,
     train_config: dict[str, Any] | None = None,
     wall_s: float = 0.0,
+    recipe: dict[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint atomically (a temporary file renamed into place)."""
     path = Path(path)
@@ -71,6 +73,7 @@ def save_checkpoint(
         "history": _plain(history or []),
         "train_config": _plain(train_config or {}),
         "wall_s": float(wall_s),
+        "recipe": _plain(recipe) if recipe is not None else None,
     }
     tmp = path.with_name(path.name + ".tmp")
     torch.save(doc, tmp)
@@ -105,6 +108,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: {exc}") from None
     if doc.get("arch_id") and doc["arch_id"] != doc["spec"].arch_id:
         raise CheckpointError(f"{path}: key 'arch_id' does not match the stored architecture")
+    doc.setdefault("recipe", None)  # files written before recipes had names
     return doc
 
 
@@ -121,6 +125,11 @@ def model_from_checkpoint(
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
+        if any("_adapter.bn." in k for k in state):
+            raise CheckpointError(
+                "checkpoint of a shared-stem pose head with ConvBNAct adapters (before they "
+                "became plain 1x1 convs, as in the reference): retrain it"
+            ) from None
         raise CheckpointError(f"checkpoint weights do not fit its architecture: {exc}") from None
     return model.eval(), doc
 

@@ -241,10 +241,15 @@ class CocoDataset(torch.utils.data.Dataset):
     def _record(self, image_id: int) -> dict[str, Any]:
         info = self.coco.imgs[image_id]
         w, h = info.get("width"), info.get("height")
-        boxes, labels, kpts, areas = [], [], [], []
+        boxes, labels, kpts, areas, crowd = [], [], [], [], []
         k = self.num_keypoints
         for ann in self.coco.imgToAnns.get(image_id, []):
-            if ann["category_id"] not in self.cat_to_label or ann.get("iscrowd", 0):
+            if ann["category_id"] not in self.cat_to_label:
+                continue
+            if ann.get("iscrowd", 0):  # not a target; its region travels with the image
+                if isinstance(ann.get("bbox"), list) and len(ann["bbox"]) == 4:
+                    x, y, bw, bh = (float(v) for v in ann["bbox"])
+                    crowd.append([x, y, x + bw, y + bh])
                 continue
             bbox = ann["bbox"]
             if not isinstance(bbox, list) or len(bbox) != 4:
@@ -279,6 +284,7 @@ class CocoDataset(torch.utils.data.Dataset):
             "boxes": np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
             "labels": np.asarray(labels, dtype=np.int64),
             "areas": np.asarray(areas, dtype=np.float32),
+            "crowd_boxes": np.asarray(crowd, dtype=np.float32).reshape(-1, 4),
             "keypoints": (
                 np.stack(kpts).astype(np.float32) if kpts else np.zeros((0, k, 3), np.float32)
             )
@@ -314,6 +320,7 @@ class CocoDataset(torch.utils.data.Dataset):
             labels=rec["labels"].copy(),
             keypoints=None if kpts is None else kpts.copy(),
             areas=rec["areas"].copy(),
+            crowd_boxes=rec["crowd_boxes"].copy(),
         )
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -326,7 +333,11 @@ class CocoDataset(torch.utils.data.Dataset):
             if self.aug.mosaic and len(self) > 1:
                 others = rng.integers(0, len(self), 3)
                 parts += [self.load_sample(int(i)) for i in others]
-            out = augment(parts, self.image_size, self.pad_value, self.aug, rng)
+            mix = None
+            if self.aug.mixup and len(self) > 1:  # MixUp's partner: seeded like the rest
+                mix = self.load_sample(int(np.random.default_rng([self.seed, self.epoch, index, 1])
+                                           .integers(0, len(self))))  # fmt: skip
+            out = augment(parts, self.image_size, self.pad_value, self.aug, rng, mix=mix)
             lb = letterbox_params(w, h, self.image_size)
         else:
             out, lb = letterbox(sample, self.image_size, self.pad_value)

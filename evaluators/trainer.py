@@ -42,8 +42,10 @@ from evaluators.coco_eval import evaluate, to_coco_results
 from evaluators.data import CocoDataset, DataConfig, load_data_config, make_loader
 from evaluators.latency.measure import torch_threads
 from evaluators.transforms import Augment
+from models.recipe import Recipe, get_recipe, recipe_for, set_bn_momentum
 from models.spec import ArchSpec
 
+# Fallbacks of the released recipes (`models.recipe`), used when no recipe resolved a config.
 WEIGHT_DECAY = {"detection": 1e-5, "pose": 1e-6}
 FINAL_LR_RATIO = {"detection": 0.1, "pose": 0.05}
 CHECKPOINT_NAME = "last.pt"
@@ -73,9 +75,12 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     lr: float = 2e-3
-    weight_decay: float | None = None  # None: 1e-5 detection, 1e-6 pose
+    # The recipe (models.recipe): loss weights and targets, BN momentum, weight decay, cosine
+    # floor, augmentation defaults. None: the spec's (`recipe_for`); or a name, "yolo_nas_pose_s".
+    recipe: str | None = None
+    weight_decay: float | None = None  # None: the recipe's (1e-5 detection, 1e-6 pose)
     warmup: float = 1.0  # epochs of linear warm-up (from 10% of lr); fractions allowed
-    final_lr_ratio: float | None = None  # cosine floor; None: 0.1 detection, 0.05 pose
+    final_lr_ratio: float | None = None  # cosine floor; None: the recipe's (0.1 det, 0.05 pose)
     ema: bool = True
     ema_decay: float = 0.9997
     ema_tau: float = 2000.0  # EMA decay ramps up as 1 - exp(-updates / tau)
@@ -88,8 +93,10 @@ class TrainConfig:
     degrees: float = 5.0
     flip: bool = True
     hsv: bool = True
-    mosaic: bool = False
-    rot90: bool = False
+    # None: the recipe's switch (mosaic: pose; rot90: pose M/L; mixup: detection).
+    mosaic: bool | None = None
+    rot90: bool | None = None
+    mixup: bool | None = None
     num_threads: int | None = 1  # CPU threads for torch; None leaves torch's setting
     workers: int = 0  # DataLoader worker processes
     eval_every: int = 1  # evaluate (and call the callback) every N epochs and at the end
@@ -115,11 +122,50 @@ class TrainConfig:
         ):
             raise ValueError(f"device: expected 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
 
-    def augment(self) -> Augment:
+    def augment(self, recipe: Recipe | None = None) -> Augment:
+        """The augmentations; switches left at None take ``recipe``'s (off without one)."""
+        def on(value: bool | None, default: bool) -> bool:
+            return bool(default if value is None else value)
+
+        r = recipe
         return Augment(
             affine=self.affine, scale=self.scale, translate=self.translate, degrees=self.degrees,
-            flip=self.flip, hsv=self.hsv, mosaic=self.mosaic, rot90=self.rot90,
+            flip=self.flip, hsv=self.hsv,
+            mosaic=on(self.mosaic, r is not None and r.mosaic),
+            mosaic_prob=r.mosaic_prob if r is not None else 1.0,
+            rot90=on(self.rot90, r is not None and r.rot90),
+            rot90_prob=r.rot90_prob if r is not None else 1.0,
+            mixup=on(self.mixup, r is not None and r.mixup),
+            mixup_prob=r.mixup_prob if r is not None else 1.0,
+            mixup_scale=r.mixup_scale if r is not None else (0.5, 1.5),
         )  # fmt: skip
+
+    def resolved(self, recipe: Recipe) -> TrainConfig:
+        """This config with every recipe-dependent None filled in from ``recipe``."""
+        aug = self.augment(recipe)
+        return dataclasses.replace(
+            self, recipe=recipe.label,
+            weight_decay=recipe.weight_decay if self.weight_decay is None else self.weight_decay,
+            final_lr_ratio=(
+                recipe.final_lr_ratio if self.final_lr_ratio is None else self.final_lr_ratio
+            ),
+            mosaic=aug.mosaic, rot90=aug.rot90, mixup=aug.mixup,
+        )  # fmt: skip
+
+    def get_recipe(self, spec: ArchSpec) -> Recipe:
+        """The recipe named here, else ``spec``'s; ValueError for an unknown name or a recipe
+        of the other task."""
+        if self.recipe is None:
+            return recipe_for(spec)
+        try:
+            recipe = get_recipe(self.recipe)
+        except KeyError as exc:
+            raise ValueError(f"recipe: {exc.args[0]}") from None
+        if recipe.task != spec.task:
+            raise ValueError(
+                f"recipe: {recipe.label} is a {recipe.task} recipe, the model is {spec.task}"
+            )
+        return recipe
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -162,6 +208,7 @@ class TrainResult:
     loss: float | None = None
     task: str = "detection"
     arch_id: str = ""
+    recipe: str | None = None  # Recipe.label, "yolo_nas_pose_s/v1"
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -190,10 +237,11 @@ def train_candidate(
     the same architecture whose (EMA) weights the run starts from instead of a fresh
     initialisation; the checkpoints' ``train_config`` records it (``init``).
     """
-    from models.build import build_model
     from models.losses import loss_for
 
     cfg = cfg or TrainConfig()
+    recipe = cfg.get_recipe(spec)
+    cfg = cfg.resolved(recipe)
     start = time.perf_counter()
     data = data if isinstance(data, DataConfig) else load_data_config(data, spec.task)
     device = _device(cfg.device)
@@ -203,7 +251,7 @@ def train_candidate(
         k = spec.num_keypoints if spec.task == "pose" else None
         train_ds = CocoDataset(
             data.train_images, data.train_annotations, spec.task, cfg.image_size, train=True,
-            aug=cfg.augment(), subset=cfg.train_images, subset_seed=cfg.subset_seed,
+            aug=cfg.augment(recipe), subset=cfg.train_images, subset_seed=cfg.subset_seed,
             seed=cfg.seed, num_keypoints=k,
         )  # fmt: skip
         val_ds = CocoDataset(
@@ -218,11 +266,8 @@ def train_candidate(
         if not len(train_ds):
             raise ValueError(f"{data.train_annotations}: no training images")
 
-        model = build_model(spec)
-        if init is not None:
-            _load_init(model, init, spec)
-        model = model.to(device)
-        loss_fn = loss_for(spec)
+        model = _training_model(spec, recipe, device, init)
+        loss_fn = loss_for(spec, recipe)
         optimizer = _optimizer(model, cfg.lr, _weight_decay(cfg, spec.task))
         ema = ModelEMA(model, cfg.ema_decay, cfg.ema_tau) if cfg.ema else None
         steps_per_epoch = math.ceil(len(train_ds) / cfg.batch)
@@ -240,7 +285,7 @@ def train_candidate(
         metrics: dict[str, Any] = dict(history[-1]) if history else {}
         fidelity = {
             "epochs": cfg.epochs, "image_size": cfg.image_size, "train_images": len(train_ds),
-            "val_images": len(val_ds), "seed": cfg.seed,
+            "val_images": len(val_ds), "seed": cfg.seed, "recipe": recipe.label,
         }  # fmt: skip
         for epoch in range(first_epoch, cfg.epochs + 1):
             model.train()
@@ -292,7 +337,7 @@ def train_candidate(
                     fidelity={**fidelity, "epochs_done": epoch}, ema=ema.module if ema else None,
                     optimizer=optimizer, history=history,
                     train_config={**cfg.to_dict(), "init": str(init) if init else "scratch"},
-                    wall_s=record["wall_s"],
+                    wall_s=record["wall_s"], recipe=recipe.to_dict(),
                 )  # fmt: skip
                 _write_metrics(ckpt_path.parent, metrics, fidelity, history, epoch)
             if evaluated and callback is not None:
@@ -313,6 +358,7 @@ def train_candidate(
             loss=metrics.get("loss"),
             task=spec.task,
             arch_id=spec.arch_id,
+            recipe=recipe.label,
             history=history,
         )
 
@@ -416,6 +462,20 @@ class ModelEMA:
                 value.mul_(d).add_(current[name].detach(), alpha=1 - d)
             else:
                 value.copy_(current[name])
+
+
+def _training_model(
+    spec: ArchSpec, recipe: Recipe, device: torch.device, init: str | Path | None = None
+) -> nn.Module:
+    """A network of ``spec`` on ``device`` with the recipe's BatchNorm momentum, freshly
+    initialised or started from the (EMA) weights of checkpoint ``init``."""
+    from models.build import build_model
+
+    model = build_model(spec)
+    if init is not None:
+        _load_init(model, init, spec)
+    set_bn_momentum(model, recipe.bn_momentum)
+    return model.to(device)
 
 
 def _device(name: str) -> torch.device:

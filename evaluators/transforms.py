@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -40,7 +41,12 @@ class Sample:
 
     ``image`` HxWx3 uint8 RGB; ``boxes`` [N, 4] xyxy float32; ``labels`` [N] int64 (contiguous
     class indices); ``keypoints`` [N, K, 3] (x, y, visibility 0/1/2) or None; ``areas`` [N]
-    (COCO ``area``, scaled with the image; used by the OKS loss).
+    (COCO ``area``, scaled with the image; used by the OKS loss); ``crowd_boxes`` [C, 4] xyxy
+    (crowd regions: not training targets, carried through every geometry).
+
+    After `augment`: ``parts`` says where the output came from (one `Part` per source image:
+    the primary one, mosaic's four, MixUp's extra one) and ``sources`` [N] which part each
+    object belongs to; `to_source` maps an object back into its source image.
     """
 
     image: np.ndarray
@@ -48,10 +54,17 @@ class Sample:
     labels: np.ndarray
     keypoints: np.ndarray | None = None
     areas: np.ndarray | None = None
+    crowd_boxes: np.ndarray | None = None
+    sources: np.ndarray | None = None
+    parts: tuple[Part, ...] = ()
 
     def __post_init__(self) -> None:
         self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
         self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
+        crowd = np.zeros((0, 4)) if self.crowd_boxes is None else self.crowd_boxes
+        self.crowd_boxes = np.asarray(crowd, dtype=np.float32).reshape(-1, 4)
+        src = np.zeros(len(self.boxes)) if self.sources is None else self.sources
+        self.sources = np.asarray(src, dtype=np.int64).reshape(-1)
         if self.areas is None:
             wh = self.boxes[:, 2:] - self.boxes[:, :2]
             self.areas = (wh[:, 0] * wh[:, 1]).astype(np.float32)
@@ -59,6 +72,17 @@ class Sample:
         if self.keypoints is not None:
             kp = np.asarray(self.keypoints, dtype=np.float32)
             self.keypoints = kp if kp.ndim == 3 else kp.reshape(len(self.boxes), -1, 3)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One source image of an augmented sample: ``matrix`` maps its pixels to the output's;
+    ``flip_pairs``: the re-indexing of its keypoints by a horizontal flip (None: not flipped);
+    ``index``: its position in the ``samples`` given to `augment` (-1: MixUp's extra image)."""
+
+    index: int
+    matrix: np.ndarray
+    flip_pairs: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -113,7 +137,12 @@ class Augment:
     hsv_gains: tuple[float, float, float] = (0.015, 0.5, 0.3)  # hue, saturation, value
     mosaic: bool = False  # 2x2 mosaic of four images
     mosaic_prob: float = 1.0
-    rot90: bool = False  # rotate by a random multiple of 90 degrees
+    mosaic_center: tuple[float, float] = (0.5, 1.5)  # centre range, x the output size
+    rot90: bool = False  # rotate by a random multiple of 90 degrees (k in 0..3)
+    rot90_prob: float = 1.0
+    mixup: bool = False  # blend 50/50 with another (letterboxed, rescaled) image
+    mixup_prob: float = 1.0
+    mixup_scale: tuple[float, float] = (0.5, 1.5)  # the extra image's zoom range
     min_visible: float = 0.25  # drop boxes keeping less than this fraction of their area
     flip_pairs: tuple[int, ...] = field(default=COCO_FLIP_PAIRS)
 
@@ -124,8 +153,10 @@ def augment(
     pad_value: int,
     aug: Augment,
     rng: np.random.Generator,
+    mix: Sample | None = None,
 ) -> Sample:
-    """One training sample from ``samples[0]`` (and ``samples[1:4]`` for mosaic)."""
+    """One training sample from ``samples[0]`` (and ``samples[1:4]`` for mosaic; ``mix`` is
+    MixUp's extra image)."""
     use_mosaic = aug.mosaic and len(samples) >= 4 and rng.random() < aug.mosaic_prob
     # Geometry shared by every part: random affine about the output centre, flip, rot90.
     post = np.eye(3)
@@ -138,9 +169,9 @@ def augment(
     flipped = bool(aug.flip and rng.random() < 0.5)
     if flipped:
         post = _hflip(size) @ post
-    if aug.rot90:
+    if aug.rot90 and (aug.rot90_prob >= 1 or rng.random() < aug.rot90_prob):
         k = int(rng.integers(0, 4))
-        post = _rot90(k, size) @ post
+        post = _rot90(k, size) @ post  # a rotation: left and right keep their sides
 
     if use_mosaic:
         out = _mosaic(samples[:4], size, pad_value, post, aug, rng)
@@ -150,11 +181,37 @@ def augment(
         lb = letterbox_params(w, h, size)
         m = post @ _translate(*lb.pad) @ _scale(lb.scale)
         out = _apply(src, m, size, pad_value, drop=True, min_visible=aug.min_visible)
-    if flipped and out.keypoints is not None and len(out.keypoints):
-        out.keypoints = out.keypoints[:, list(_pairs(aug.flip_pairs, out.keypoints.shape[1]))]
+        out.parts = (Part(0, m),)
+    if flipped:
+        out.parts = tuple(dataclasses.replace(p, flip_pairs=aug.flip_pairs) for p in out.parts)
+        if out.keypoints is not None and len(out.keypoints):
+            pairs = _pairs(aug.flip_pairs, out.keypoints.shape[1])
+            out.keypoints = out.keypoints[:, list(pairs)]
     if aug.hsv:
         out.image = hsv_jitter(out.image, aug.hsv_gains, rng)
+    if aug.mixup and mix is not None and rng.random() < aug.mixup_prob:
+        out = _mixup(out, mix, size, pad_value, aug, rng)
     return out
+
+
+def to_source(sample: Sample, part: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Boxes [n, 4] and keypoints [n, K, 3] (or None) of the objects of ``sample.parts[part]``,
+    mapped back into that source image's pixels (flip re-indexing undone; a keypoint lost by
+    the augmentation stays unlabelled). Exact for axis-aligned geometry (no free rotation)."""
+    p = sample.parts[part]
+    inv = np.linalg.inv(p.matrix)
+    sel = sample.sources == part
+    boxes, _ = _transform_boxes(sample.boxes[sel], inv, (-np.inf, -np.inf, np.inf, np.inf))
+    if sample.keypoints is None:
+        return boxes, None
+    kpts = sample.keypoints[sel].copy()
+    if p.flip_pairs is not None and len(kpts):
+        # flip pairs are an involution: applying them again restores the source order
+        kpts = kpts[:, list(p.flip_pairs)]
+    lab = kpts[..., 2] > 0
+    xy = _transform_points(kpts[..., :2].reshape(-1, 2), inv).reshape(kpts.shape[:-1] + (2,))
+    kpts[..., :2] = np.where(lab[..., None], xy, 0.0)
+    return boxes, kpts
 
 
 def flip_pairs_from_names(names: list[str] | tuple[str, ...]) -> tuple[int, ...]:
@@ -271,6 +328,7 @@ def _apply(
     image = np.array(_warp(sample.image, m, size, (pad_value,) * 3))
     clip = (0.0, 0.0, float(size), float(size))
     boxes, frac = _transform_boxes(sample.boxes, m, clip)
+    crowd, crowd_frac = _transform_boxes(sample.crowd_boxes, m, clip)
     det = abs(float(np.linalg.det(m[:2, :2])))
     areas = sample.areas * det
     kpts = None
@@ -295,6 +353,7 @@ def _apply(
         labels=sample.labels[keep],
         keypoints=None if kpts is None else kpts[keep],
         areas=areas[keep],
+        crowd_boxes=crowd[crowd_frac > 0],
     )
 
 
@@ -307,11 +366,12 @@ def _mosaic(
     rng: np.random.Generator,
 ) -> Sample:
     """2x2 mosaic: four images around a random centre of a 2*size canvas, shrunk to size."""
-    xc, yc = rng.uniform(0.5 * size, 1.5 * size, 2)
+    lo, hi = aug.mosaic_center
+    xc, yc = rng.uniform(lo * size, hi * size, 2)
     # Canvas -> output: halve, then the shared random geometry.
     to_out = post @ _scale(0.5)
     out_img = np.full((size, size, 3), pad_value, dtype=np.uint8)
-    boxes, labels, kpts, areas = [], [], [], []
+    pieces, placed = [], []
     for i, src in enumerate(parts):
         h, w = src.image.shape[:2]
         s = size / max(w, h)
@@ -326,18 +386,54 @@ def _mosaic(
         region = np.full((h, w), 255, dtype=np.uint8)
         mask = np.asarray(_warp(region, m, size, 0, Image.Resampling.NEAREST))
         out_img[mask > 0] = warped.image[mask > 0]
-        boxes.append(warped.boxes)
-        labels.append(warped.labels)
-        areas.append(warped.areas)
-        if warped.keypoints is not None:
-            kpts.append(warped.keypoints)
-    k = parts[0].keypoints
+        warped.sources = np.full(len(warped.boxes), i, dtype=np.int64)
+        pieces.append(warped)
+        placed.append(Part(i, m))
+    out = _concat(out_img, pieces)
+    out.parts = tuple(placed)
+    return out
+
+
+def _mixup(
+    out: Sample, mix: Sample, size: int, pad_value: int, aug: Augment, rng: np.random.Generator
+) -> Sample:
+    """Blend ``out`` 50/50 with ``mix``, letterboxed into the top-left corner, zoomed by a
+    random factor in ``aug.mixup_scale``, randomly cropped back to ``size`` and flipped with
+    p = 0.5 (the reference's detection MixUp); the objects of both are kept."""
+    h, w = mix.image.shape[:2]
+    jit = rng.uniform(*aug.mixup_scale)
+    s = size / max(w, h) * jit
+    span = max(0.0, jit * size - size)  # how far the zoomed canvas overhangs the output
+    ox, oy = rng.uniform(0, span, 2) if span > 0 else (0.0, 0.0)
+    m = _translate(-ox, -oy) @ _scale(s)
+    flipped = bool(rng.random() < 0.5)
+    if flipped:
+        m = m @ _hflip(w)
+    other = _apply(mix, m, size, pad_value, drop=True, min_visible=aug.min_visible)
+    pairs = None
+    if flipped and other.keypoints is not None:
+        pairs = _pairs(aug.flip_pairs, other.keypoints.shape[1])
+        other.keypoints = other.keypoints[:, list(pairs)]
+    # Where the zoomed-out image does not reach, the blend partner is pad_value.
+    image = ((out.image.astype(np.uint16) + other.image.astype(np.uint16)) // 2).astype(np.uint8)
+    other.sources = np.full(len(other.boxes), len(out.parts), dtype=np.int64)
+    mixed = _concat(image, [out, other])
+    mixed.parts = (*out.parts, Part(-1, m, pairs))
+    return mixed
+
+
+def _concat(image: np.ndarray, pieces: list[Sample]) -> Sample:
+    """One sample holding every object (and crowd region) of ``pieces`` on ``image``."""
+    k = pieces[0].keypoints
     return Sample(
-        image=out_img,
-        boxes=np.concatenate(boxes),
-        labels=np.concatenate(labels),
-        keypoints=None if k is None else np.concatenate(kpts).reshape(-1, k.shape[1], 3),
-        areas=np.concatenate(areas),
+        image=image,
+        boxes=np.concatenate([p.boxes for p in pieces]),
+        labels=np.concatenate([p.labels for p in pieces]),
+        keypoints=None if k is None else np.concatenate(
+            [p.keypoints for p in pieces]).reshape(-1, k.shape[1], 3),  # fmt: skip
+        areas=np.concatenate([p.areas for p in pieces]),
+        crowd_boxes=np.concatenate([p.crowd_boxes for p in pieces]),
+        sources=np.concatenate([p.sources for p in pieces]),
     )
 
 
@@ -348,6 +444,7 @@ def to_tensor(sample: Sample) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         "boxes": torch.from_numpy(sample.boxes.astype(np.float32)),
         "labels": torch.from_numpy(sample.labels.astype(np.int64)),
         "areas": torch.from_numpy(sample.areas.astype(np.float32)),
+        "crowd_boxes": torch.from_numpy(sample.crowd_boxes.astype(np.float32)),
     }
     if sample.keypoints is not None:
         target["keypoints"] = torch.from_numpy(sample.keypoints.astype(np.float32))
@@ -359,11 +456,13 @@ __all__ = [
     "COCO_FLIP_PAIRS",
     "Letterbox",
     "PAD_VALUES",
+    "Part",
     "Sample",
     "augment",
     "flip_pairs_from_names",
     "hsv_jitter",
     "letterbox",
     "letterbox_params",
+    "to_source",
     "to_tensor",
 ]

@@ -4,7 +4,7 @@ For every (object, anchor) pair the alignment metric is ``s**alpha * u**beta``, 
 predicted score of the object's class at the anchor and ``u`` the IoU of the predicted box with
 the object's box (for pose, the IoU times the pose OKS). Each object takes the ``topk`` anchors
 of highest alignment among those whose centre lies inside its box; an anchor claimed by several
-objects keeps the one it overlaps most. The classification target of a positive anchor is its
+objects goes to the object it overlaps most. The classification target of a positive anchor is its
 alignment, rescaled per object so that the best anchor gets the object's best IoU.
 
 Example:
@@ -71,15 +71,14 @@ def pairwise_oks(
     """Object keypoint similarity of every (object, anchor) pair, as pycocotools defines it.
 
     ``gt_kpts`` [B, M, K, 3] (x, y, visibility), ``pred_kpts`` [B, A, K, 2], ``areas`` [B, M]
-    -> [B, M, A]. Objects without labelled keypoints get OKS 1 (no pose evidence either way).
+    -> [B, M, A]. Objects without labelled keypoints get OKS 0 (as in the reference).
     """
     d2 = (gt_kpts[:, :, None, :, :2] - pred_kpts[:, None, :, :, :]).pow(2).sum(-1)  # [B,M,A,K]
     var = (2 * sigmas) ** 2
     e = d2 / (2 * var * (areas[:, :, None, None] + eps))
     vis = (gt_kpts[..., 2] > 0).to(d2.dtype)[:, :, None, :]  # [B, M, 1, K]
     n = vis.sum(-1)
-    oks = (torch.exp(-e) * vis).sum(-1) / n.clamp(min=1)
-    return torch.where(n > 0, oks, torch.ones_like(oks))
+    return (torch.exp(-e) * vis).sum(-1) / n.clamp(min=1)
 
 
 class TaskAlignedAssigner:
@@ -144,12 +143,14 @@ class TaskAlignedAssigner:
         top = metric.topk(k, dim=-1).indices
         cand = torch.zeros_like(valid).scatter_(-1, top, True) & valid  # [B, M, A]
 
-        # An anchor claimed by several objects keeps the one with the highest IoU.
+        # An anchor claimed by several objects goes to the object it overlaps most, among all
+        # objects of the image (as in the reference, even one that did not claim it).
         multi = cand.sum(1) > 1  # [B, A]
         if bool(multi.any()):
-            best = torch.where(cand, ious, torch.full_like(ious, -1.0)).argmax(1)  # [B, A]
+            real = gt_mask[:, :, None].expand_as(ious)
+            best = torch.where(real, ious, torch.full_like(ious, -1.0)).argmax(1)  # [B, A]
             best_mask = torch.zeros_like(cand).scatter_(1, best[:, None, :], True)
-            cand = torch.where(multi[:, None, :], best_mask & cand, cand)
+            cand = torch.where(multi[:, None, :], best_mask, cand)
 
         fg = cand.any(1)  # [B, A]
         gt_index = cand.to(torch.uint8).argmax(1)  # [B, A]

@@ -2,9 +2,9 @@
 
 Raw per-level outputs are channel maps; `models.build.YoloNAS` flattens and decodes them.
 
-Initialisation choice: prediction convs get weights ~ N(0, 0.01) (not zeros, so that every
-parameter receives a gradient from the first step), class/visibility biases -log(99)
-(prior probability 0.01), regression and pose biases 0.
+Initialisation (as in the reference): prediction convs keep PyTorch's default initialisation;
+only the class branch (person score and keypoint visibility for pose) gets the prior bias
+-log(99) (probability 0.01).
 
 Example:
     >>> import torch
@@ -65,11 +65,16 @@ def decode_boxes(reg_dist: Tensor, anchors: Tensor, strides: Tensor) -> Tensor:
     return torch.cat([anchors - dist[..., :2], anchors + dist[..., 2:]], dim=-1)
 
 
-def _pred(in_ch: int, out_ch: int, bias: float) -> nn.Conv2d:
+def _pred(in_ch: int, out_ch: int, bias: float | None = None) -> nn.Conv2d:
+    """A 1x1 prediction conv: PyTorch's default init, the bias set to ``bias`` if given."""
     conv = nn.Conv2d(in_ch, out_ch, 1)
-    nn.init.normal_(conv.weight, std=0.01)
-    nn.init.constant_(conv.bias, bias)
+    if bias is not None:
+        nn.init.constant_(conv.bias, bias)
     return conv
+
+
+def _adapter(in_ch: int, out_ch: int) -> nn.Conv2d:
+    return nn.Conv2d(in_ch, out_ch, 1, bias=False)
 
 
 def _convs(channels: int, count: int) -> nn.Sequential:
@@ -85,7 +90,7 @@ class DetectionLevel(nn.Module):
         self.cls_convs = _convs(inter, 1)
         self.reg_convs = _convs(inter, 1)
         self.cls_pred = _pred(inter, num_classes, PRIOR_BIAS)
-        self.reg_pred = _pred(inter, 4 * (reg_max + 1), 0.0)
+        self.reg_pred = _pred(inter, 4 * (reg_max + 1))
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         x = self.stem(x)
@@ -110,7 +115,8 @@ class PoseLevel(nn.Module):
     """One stride of the pose head: bbox path (cls 1 + K, DFL reg) and pose path (2K offsets).
 
     Separate stems: one 1x1 ConvBNAct to each path's width. Shared stem: one 1x1 ConvBNAct to
-    max(bbox, pose) width and a 1x1 ConvBNAct adapter into the narrower path when they differ.
+    max(bbox, pose) width and, into the narrower path when they differ, a plain 1x1 conv adapter
+    (no bias, BN or activation, as in the reference).
     """
 
     def __init__(
@@ -130,8 +136,8 @@ class PoseLevel(nn.Module):
             wide = max(bbox_ch, pose_ch)
             self.stem = ConvBNAct(in_ch, wide, 1)
             # at most one adapter exists: the narrower path's (None when the widths are equal)
-            self.bbox_adapter = ConvBNAct(wide, bbox_ch, 1) if bbox_ch != wide else None
-            self.pose_adapter = ConvBNAct(wide, pose_ch, 1) if pose_ch != wide else None
+            self.bbox_adapter = _adapter(wide, bbox_ch) if bbox_ch != wide else None
+            self.pose_adapter = _adapter(wide, pose_ch) if pose_ch != wide else None
         else:
             self.bbox_stem = ConvBNAct(in_ch, bbox_ch, 1)
             self.pose_stem = ConvBNAct(in_ch, pose_ch, 1)
@@ -139,8 +145,8 @@ class PoseLevel(nn.Module):
         self.reg_convs = _convs(bbox_ch, bbox_blocks)
         self.pose_convs = _convs(pose_ch, pose_blocks)
         self.cls_pred = _pred(bbox_ch, 1 + num_keypoints, PRIOR_BIAS)
-        self.reg_pred = _pred(bbox_ch, 4 * (reg_max + 1), 0.0)
-        self.pose_pred = _pred(pose_ch, 2 * num_keypoints, 0.0)
+        self.reg_pred = _pred(bbox_ch, 4 * (reg_max + 1))
+        self.pose_pred = _pred(pose_ch, 2 * num_keypoints)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         if self.shared:

@@ -6,10 +6,11 @@ term is normalised by the sum of the assigned classification targets.
 
 Pose (`PoseLoss`): the same assignment with the IoU multiplied by the pose OKS, a focal
 classification loss on the soft targets, CIoU + DFL for the box, direct OKS regression for the
-keypoints (mean over labelled joints of 1 - OKS, COCO sigmas) and a focal visibility loss. The
-OKS scale in the loss and the assignment is the object's box area by default (``oks_area``):
-COCO's segment area is several times smaller for thin figures, and its narrower basin starves
-distant predictions of gradient early in a short run.
+keypoints (mean over labelled joints of 1 - OKS, COCO sigmas) and a focal visibility loss
+(alpha 0.25). The OKS scale in the loss and the assignment is the box area x 0.53, as in the
+reference; persons without a labelled joint are not targets. The weights depend on the size
+group (N/S: DFL 0.01, pose 34; M/L: DFL 0.5, pose 10): `loss_for` takes them from the spec's
+`models.recipe.Recipe`.
 
 Targets are per-image dicts: ``boxes`` [N, 4] xyxy in input pixels, ``labels`` [N] and, for
 pose, ``keypoints`` [N, K, 3] (x, y, visibility) and ``areas`` [N] (COCO area in input pixels).
@@ -38,6 +39,7 @@ from torch import Tensor, nn
 from torchvision.ops import complete_box_iou_loss, generalized_box_iou_loss
 
 from models.assigner import Assignment, TaskAlignedAssigner, keypoint_sigmas, pairwise_oks
+from models.recipe import Recipe, recipe_for
 from models.spec import ArchSpec
 
 
@@ -47,19 +49,28 @@ def varifocal_loss(
     """Summed varifocal loss: BCE to the IoU-aware ``target``, negatives weighted by
     ``alpha * p**gamma``, positives (``label`` 1) by their target."""
     p = logits.sigmoid()
+    # Not detached (as in the reference): the weight's gradient on negatives is part of the loss.
     weight = alpha * p.pow(gamma) * (1 - label) + target * label
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    return (bce * weight.detach()).sum()
+    return (bce * weight).sum()
 
 
 def focal_loss(
-    logits: Tensor, target: Tensor, gamma: float = 2.0, reduction: str = "sum"
+    logits: Tensor,
+    target: Tensor,
+    gamma: float = 2.0,
+    reduction: str = "sum",
+    alpha: float = -1.0,
 ) -> Tensor:
-    """Focal loss on soft targets: BCE weighted by ``|target - p| ** gamma`` (summed, or
-    elementwise with ``reduction="none"``)."""
+    """Focal loss on soft targets: BCE weighted by ``|target - p| ** gamma`` and, when
+    ``alpha > 0``, by ``alpha * target + (1 - alpha) * (1 - target)`` (summed, or elementwise
+    with ``reduction="none"``)."""
     p = logits.sigmoid()
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    loss = bce * (target - p).abs().pow(gamma)
+    weight = (target - p).abs().pow(gamma)
+    if alpha > 0:
+        weight = weight * (alpha * target + (1 - alpha) * (1 - target))
+    loss = bce * weight
     return loss if reduction == "none" else loss.sum()
 
 
@@ -157,7 +168,14 @@ class DetectionLoss(nn.Module):
 
 
 class PoseLoss(nn.Module):
-    """Pose loss: OKS-aware assignment, focal cls, CIoU + DFL, OKS regression, visibility."""
+    """Pose loss: OKS-aware assignment, focal cls, CIoU + DFL, OKS regression, visibility.
+
+    Defaults are the N/S recipe (``models.recipe``); `loss_for` picks a spec's weights.
+    ``oks_area``: ``"box"`` scales OKS by the box area x ``oks_area_factor`` (0.53, the
+    reference's estimate of the segment area), ``"segment"`` by the targets' COCO ``areas``.
+    Persons with fewer than ``min_visible_keypoints`` labelled joints are left out of the
+    targets (their anchors become background).
+    """
 
     def __init__(
         self,
@@ -165,17 +183,23 @@ class PoseLoss(nn.Module):
         reg_max: int = 16,
         cls_weight: float = 1.0,
         iou_weight: float = 2.5,
-        dfl_weight: float = 0.5,
-        pose_weight: float = 8.0,
+        dfl_weight: float = 0.01,
+        pose_weight: float = 34.0,
         vis_weight: float = 1.0,
         sigmas: Sequence[float] | None = None,
         oks_area: str = "box",
+        oks_area_factor: float = 0.53,
+        vis_alpha: float = 0.25,
+        min_visible_keypoints: int = 1,
         assigner: TaskAlignedAssigner | None = None,
     ) -> None:
         super().__init__()
         if oks_area not in ("box", "segment"):
             raise ValueError(f"oks_area: expected 'box' or 'segment', got {oks_area!r}")
         self.oks_area = oks_area
+        self.oks_area_factor = float(oks_area_factor)
+        self.vis_alpha = float(vis_alpha)
+        self.min_visible_keypoints = int(min_visible_keypoints)
         self.num_keypoints = num_keypoints
         self.reg_max = reg_max
         self.weights = {
@@ -196,8 +220,12 @@ class PoseLoss(nn.Module):
         kpt_xy = outputs["kpt_xy"].float()  # [B, A, K, 2]
         vis_logits = outputs["kpt_vis_logits"].float()  # [B, A, K]
         gt = pad_targets(targets, cls_logits.device, self.num_keypoints)
-        if self.oks_area == "box":  # the box area gives a wider basin than COCO's segment area
-            gt["areas"] = (gt["boxes"][..., 2:] - gt["boxes"][..., :2]).prod(-1).clamp(min=1.0)
+        if self.min_visible_keypoints > 0:  # persons without enough labelled joints: no target
+            labelled_count = (gt["keypoints"][..., 2] > 0).sum(-1)
+            gt["mask"] = gt["mask"] & (labelled_count >= self.min_visible_keypoints)
+        if self.oks_area == "box":
+            wh = gt["boxes"][..., 2:] - gt["boxes"][..., :2]
+            gt["areas"] = wh.prod(-1) * self.oks_area_factor
         sigmas = self.sigmas.to(cls_logits.device)
         with torch.no_grad():
             oks = pairwise_oks(gt["keypoints"], kpt_xy.detach(), gt["areas"], sigmas)
@@ -221,10 +249,11 @@ class PoseLoss(nn.Module):
             d2 = (kpt_xy[fg] - gk[..., :2]).pow(2).sum(-1)  # [P, K]
             e = d2 / (2 * (2 * sigmas) ** 2 * (area[:, None] + 1e-9))
             per_joint = 1 - torch.exp(-e)
-            n = labelled.sum(-1)
-            per_obj = (per_joint * labelled).sum(-1) / n.clamp(min=1)
-            loss_pose = (per_obj * weight * (n > 0)).sum() / norm
-            vis = focal_loss(vis_logits[fg], labelled, reduction="none").mean(-1)  # [P]
+            per_obj = (per_joint * labelled).sum(-1) / (labelled.sum(-1) + 1e-9)  # 0 if none
+            loss_pose = (per_obj * weight).sum() / norm
+            vis = focal_loss(
+                vis_logits[fg], labelled, reduction="none", alpha=self.vis_alpha
+            ).mean(-1)  # [P]
             loss_vis = (vis * weight).sum() / norm
         else:
             loss_pose = kpt_xy.sum() * 0.0
@@ -235,11 +264,24 @@ class PoseLoss(nn.Module):
         return total, {k: v.detach() for k, v in parts.items()}
 
 
-def loss_for(spec: ArchSpec) -> DetectionLoss | PoseLoss:
-    """The training loss of ``spec``'s task, sized to its classes or keypoints and reg_max."""
+def loss_for(spec: ArchSpec, recipe: Recipe | None = None) -> DetectionLoss | PoseLoss:
+    """The training loss of ``spec``'s task, sized to its classes or keypoints and reg_max,
+    weighted as ``recipe`` says (default: `models.recipe.recipe_for(spec)`)."""
+    recipe = recipe or recipe_for(spec)
+    if recipe.task != spec.task:
+        raise ValueError(f"recipe {recipe.label}: a {recipe.task} recipe for a {spec.task} model")
     if spec.task == "pose":
-        return PoseLoss(spec.num_keypoints, reg_max=spec.head.reg_max)
-    return DetectionLoss(spec.num_classes, reg_max=spec.head.reg_max)
+        return PoseLoss(
+            spec.num_keypoints, reg_max=spec.head.reg_max, cls_weight=recipe.cls_weight,
+            iou_weight=recipe.iou_weight, dfl_weight=recipe.dfl_weight,
+            pose_weight=recipe.pose_weight, vis_weight=recipe.vis_weight,
+            oks_area_factor=recipe.oks_area_factor, vis_alpha=recipe.vis_alpha,
+            min_visible_keypoints=recipe.min_visible_keypoints,
+        )  # fmt: skip
+    return DetectionLoss(
+        spec.num_classes, reg_max=spec.head.reg_max, cls_weight=recipe.cls_weight,
+        iou_weight=recipe.iou_weight, dfl_weight=recipe.dfl_weight,
+    )
 
 
 def _box_losses(

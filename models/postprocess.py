@@ -23,9 +23,11 @@ from torch import Tensor
 from torchvision.ops import batched_nms
 
 # Published post-processing: NMS IoU 0.7, at most 300 (detection) / 30 (pose) detections;
-# COCO evaluation uses score threshold 0.01.
+# COCO evaluation uses score threshold 0.01. Before NMS the reference keeps the best 1000
+# (detection, score > threshold) / 300 (pose, score >= threshold) candidates.
 NMS_IOU = 0.7
 MAX_DETECTIONS = {"detection": 300, "pose": 30}
+PRE_NMS_TOPK = {"detection": 1000, "pose": 300}
 EVAL_SCORE_THRESHOLD = 0.01
 
 
@@ -33,16 +35,17 @@ EVAL_SCORE_THRESHOLD = 0.01
 def postprocess(
     outputs: Sequence[Tensor],
     score_threshold: float = EVAL_SCORE_THRESHOLD,
-    topk: int = 1000,
+    topk: int | None = None,
     iou_threshold: float = NMS_IOU,
     max_detections: int | None = None,
 ) -> list[dict[str, Tensor]]:
     """Per-image dicts with ``boxes`` [D, 4] xyxy, ``scores`` [D], ``labels`` [D] and, for
     pose, ``keypoints`` [D, K, 3]; sorted by decreasing score.
 
-    Order of operations: score threshold -> the ``topk`` best candidates -> NMS at
-    ``iou_threshold`` (per class) -> at most ``max_detections`` (default 300 for detection,
-    30 for pose).
+    Order of operations: score threshold (detection: score > threshold, pose: score >=
+    threshold, as in the reference) -> the ``topk`` best candidates (default 1000 for
+    detection, 300 for pose) -> NMS at ``iou_threshold`` (per class) -> at most
+    ``max_detections`` (default 300 for detection, 30 for pose).
     """
     if len(outputs) not in (2, 3):
         raise ValueError(
@@ -50,12 +53,16 @@ def postprocess(
         )
     boxes, scores = outputs[0], outputs[1]
     keypoints = outputs[2] if len(outputs) == 3 else None
+    task = "pose" if keypoints is not None else "detection"
     if max_detections is None:
-        max_detections = MAX_DETECTIONS["pose" if keypoints is not None else "detection"]
+        max_detections = MAX_DETECTIONS[task]
+    if topk is None:
+        topk = PRE_NMS_TOPK[task]
     results = []
     for i in range(boxes.shape[0]):
         s = scores[i].float()  # [A, C]
-        anchor_idx, labels = (s > score_threshold).nonzero(as_tuple=True)
+        passed = s >= score_threshold if task == "pose" else s > score_threshold
+        anchor_idx, labels = passed.nonzero(as_tuple=True)
         cand_scores = s[anchor_idx, labels]
         if cand_scores.numel() > topk:
             cand_scores, order = cand_scores.topk(topk)
@@ -73,4 +80,4 @@ def postprocess(
     return results
 
 
-__all__ = ["EVAL_SCORE_THRESHOLD", "MAX_DETECTIONS", "NMS_IOU", "postprocess"]
+__all__ = ["EVAL_SCORE_THRESHOLD", "MAX_DETECTIONS", "NMS_IOU", "PRE_NMS_TOPK", "postprocess"]

@@ -79,7 +79,7 @@ def test_pairwise_oks_known_values() -> None:
     e = 25 / (2 * (0.2**2) * 100)  # d^2 = 3^2 + 4^2 for the first joint of anchor 1
     torch.testing.assert_close(oks, torch.tensor([[[1.0, (math.exp(-e) + 1) / 2]]]))
     unlabelled = pairwise_oks(torch.zeros(1, 1, 3, 3), pred, area, sig)
-    assert (unlabelled == 1).all()
+    assert (unlabelled == 0).all()  # no labelled joint: OKS 0, as in the reference
 
 
 def test_elementwise_losses_known_values() -> None:
