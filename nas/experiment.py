@@ -87,6 +87,13 @@ class Fidelity:
     val_images: int | None = None  # None: all
     seed: int = 0
     lr: float | None = None  # None: the trainer's default
+    # The training recipe (models.recipe): None gives each candidate the recipe of the released
+    # model nearest in head width; a name ("yolo_nas_pose_s") trains every candidate with it.
+    recipe: str | None = None
+    # Augmentation switches; None: the recipe's (mosaic: pose; rot90: pose M/L; mixup: det).
+    mosaic: bool | None = None
+    rot90: bool | None = None
+    mixup: bool | None = None
 
 
 @dataclass
@@ -330,6 +337,17 @@ def _check(exp: Experiment, src: str) -> None:
             _positive(fail, f"fidelity.{key}", getattr(f, key))
     if f.lr is not None and not f.lr > 0:
         fail("fidelity.lr", f"expected a positive number, got {f.lr}")
+    if f.recipe is not None:
+        from models.recipe import get_recipe, list_recipes
+
+        try:
+            recipe = get_recipe(f.recipe)
+        except KeyError:
+            fail("fidelity.recipe", f"unknown recipe {f.recipe!r} (known: "
+                 f"{', '.join(list_recipes())})")  # fmt: skip
+        if recipe.task != exp.task:
+            fail("fidelity.recipe", f"{f.recipe!r} is a {recipe.task} recipe, the experiment's "
+                 f"task is {exp.task}")  # fmt: skip
     if not exp.objectives:
         fail("objectives", "expected at least one objective")
     for key, direction in exp.objectives.items():

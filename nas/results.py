@@ -40,7 +40,7 @@ FLOAT_COLUMNS = (
     "c_latency_ms", "c_params", "c_gflops", "wall_s",
 )  # fmt: skip
 BOOL_COLUMNS = ("full_fidelity", "feasible")
-TEXT_COLUMNS = ("lat_device", "lat_backend", "lat_precision", "arch_file", "error")
+TEXT_COLUMNS = ("recipe", "lat_device", "lat_backend", "lat_precision", "arch_file", "error")
 INT_COLUMNS = ("number", "reused_from")
 # Run statuses (run.json) during which the reference point is not saved yet.
 _LIVE_RUN_STATUSES = {"created", "starting", "running", "pending", "resuming"}

@@ -44,6 +44,7 @@ METRIC_COLUMNS = (
     "train_images",
     "val_images",
     "seed",
+    "recipe",  # how the candidate was trained: models.recipe.Recipe.label
     "lat_device",
     "lat_backend",
     "lat_precision",

@@ -252,7 +252,11 @@ def _evaluate(
     }
     if f.get("lr") is not None:
         cfg_kwargs["lr"] = f["lr"]
+    for key in ("recipe", "mosaic", "rot90", "mixup"):  # None: the recipe's choice
+        if f.get(key) is not None:
+            cfg_kwargs[key] = f[key]
     cfg = TrainConfig(**cfg_kwargs)
+    rec["recipe"] = cfg.get_recipe(spec).label
     # The fidelity is known before training, so a trial stopped early (ASHA) records it too.
     for key, ann_file in (
         ("train_images", data.train_annotations),

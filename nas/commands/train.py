@@ -60,7 +60,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--threads", type=int, default=1, metavar="N",
                         help="CPU threads for torch (default 1)")
     parser.add_argument("--no-augment", action="store_true",
-                        help="switch off the affine, flip and HSV augmentations")
+                        help="switch off every augmentation (affine, flip, HSV, mosaic, rot90, "
+                             "MixUp)")
+    _add_recipe_flags(parser)
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="output folder (default runs/train/<name>)")
     parser.add_argument("--resume", action="store_true",
@@ -68,6 +70,21 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print the final metrics as one JSON object (progress to stderr)")
     parser.set_defaults(func=run)
+
+
+def _add_recipe_flags(parser: argparse.ArgumentParser) -> None:
+    """``--recipe`` and the recipe-dependent augmentation switches (docs/training.md)."""
+    from models.recipe import list_recipes
+
+    parser.add_argument("--recipe", default=None, metavar="NAME",
+                        help="training recipe (loss weights, BN momentum, weight decay, "
+                             "augmentations): one of " + ", ".join(list_recipes())
+                             + "; default: the released model's nearest in head width")
+    for name, what in (("mosaic", "2x2 mosaic (recipe: pose)"),
+                       ("rot90", "random 90-degree rotation (recipe: pose M/L)"),
+                       ("mixup", "MixUp (recipe: detection)")):  # fmt: skip
+        parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=None,
+                            help=f"{what}; default: as the recipe says")
 
 
 def _count(text: str) -> int | float:
@@ -111,10 +128,13 @@ def run(args: argparse.Namespace) -> int:
     }  # fmt: skip
     if args.lr is not None:
         options["lr"] = args.lr
+    options.update({k: getattr(args, k) for k in ("recipe", "mosaic", "rot90", "mixup")})
     if args.no_augment:
-        options.update(affine=False, flip=False, hsv=False, mosaic=False, rot90=False)
+        options.update(affine=False, flip=False, hsv=False, mosaic=False, rot90=False,
+                       mixup=False)
     try:
         cfg = TrainConfig(**options)
+        recipe = cfg.get_recipe(spec)
     except ValueError as exc:
         raise CliError(f"--{str(exc).split(':')[0].replace('_', '-')}: "
                        f"{str(exc).split(':', 1)[-1].strip()}") from None
@@ -130,7 +150,8 @@ def train_and_report(spec: Any, name: str, data: Any, cfg: Any, out: Path,
 
     log = sys.stderr if args.json else sys.stdout
     print(f"training {name} ({spec.task}, {spec.short_id}) on {data.source} for {cfg.epochs} "
-          f"epochs at {cfg.image_size} px on {cfg.device}; output {out}", file=log, flush=True)
+          f"epochs at {cfg.image_size} px on {cfg.device}, recipe {recipe.label}; output {out}",
+          file=log, flush=True)  # fmt: skip
 
     def progress(epoch: int, m: dict[str, Any]) -> None:
         extra = f"  box_ap {m['box_ap']:.4f}" if "box_ap" in m else ""

@@ -68,6 +68,9 @@ def test_unknown_top_level_key(tiny: Any, tmp_path: Path) -> None:
         ({"scheduler": {"type": "asha", "max_t": 5}}, "scheduler.max_t", "fidelity.epochs"),
         ({"variants": {"budgets": {"n": 2.0}, "match_references": True}}, "variants", "not both"),
         ({"latency": {"device": "cuda"}}, "resources.gpu", "needs a GPU"),
+        ({"fidelity": {"recipe": "yolo_nas_x"}}, "fidelity.recipe", "unknown recipe"),
+        ({"fidelity": {"recipe": "yolo_nas_s"}}, "fidelity.recipe", "detection recipe"),
+        ({"fidelity": {"mosaic": "yes"}}, "fidelity.mosaic", "expected true or false"),
     ],
 )
 def test_bad_values_name_the_key(

@@ -54,6 +54,8 @@ def test_sweep_end_to_end(sweep: Path) -> None:
     for col in ("ap", "latency_ms", "params", "gflops", "lat_device", "lat_p90_ms", "train_s"):
         assert df.loc[df.status == "COMPLETE", col].notna().all(), col
     assert (df.loc[df.status == "COMPLETE", "full_fidelity"]).all()
+    # every score says how it was trained: the recipe of the nearest released head width
+    assert df.loc[df.status == "COMPLETE", "recipe"].str.match(r"yolo_nas_pose_[nsml]/v1").all()
     assert (df.loc[df.status == "COMPLETE", "latency_ms"] > 0).all()
     assert any(c.startswith("param_") for c in df.columns)
     # one Ray trial per Optuna trial

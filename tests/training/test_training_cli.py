@@ -42,6 +42,8 @@ def test_synth_train_eval_json(tmp_path: Path, capsys: pytest.CaptureFixture[str
     result = json.loads(captured.out)  # stdout holds exactly one JSON object
     assert {"ap", "ap50", "epochs", "train_images", "image_size"} <= set(result)
     assert (result["epochs"], result["train_images"], result["image_size"]) == (2, 6, 64)
+    assert result["recipe"] == "yolo_nas_s/v1"  # tiny head: the nearest released recipe
+    assert "recipe yolo_nas_s/v1" in captured.err
     assert "epoch   1/2" in captured.err and "epoch   2/2" in captured.err  # progress
     assert (out / "last.pt").is_file() and (out / "metrics.json").is_file()
 
@@ -72,6 +74,12 @@ def test_cli_errors(det_data: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
                  "--image-size", "64", "--out", str(tmp_path / "o")]) == 2
     line = _err_line(capsys)
     assert "instances_train.json: not a COCO file: key 'annotations'" in line
+
+    assert main(["train", "yolo_nas_tiny", "--data", str(det_data), "--recipe", "nope"]) == 2
+    assert "--recipe: unknown recipe 'nope' (known: yolo_nas_l" in _err_line(capsys)
+    assert main(["train", "yolo_nas_tiny", "--data", str(det_data), "--recipe",
+                 "yolo_nas_pose_s"]) == 2
+    assert "is a pose recipe, the model is detection" in _err_line(capsys)
 
     assert main(["eval", str(det_data), "--data", str(det_data)]) == 2
     assert "not an OpenNAC checkpoint" in _err_line(capsys)

@@ -21,6 +21,7 @@ from evaluators.trainer import (
 )
 from models.build import build_model
 from models.presets import get_preset
+from models.recipe import get_recipe
 
 TINY = dict(image_size=64, batch=6, warmup=0.5)
 
@@ -37,6 +38,20 @@ def test_config_validation() -> None:
     cfg = TrainConfig.from_dict({"epochs": 3, "lr": 0.01, "mosaic": True})
     assert (cfg.epochs, cfg.lr, cfg.augment().mosaic) == (3, 0.01, True)
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    # Switches left at None follow the recipe; set ones win.
+    pose_m = get_recipe("yolo_nas_pose_m")
+    aug = TrainConfig(mosaic=False).augment(pose_m)
+    assert (aug.mosaic, aug.rot90, aug.rot90_prob, aug.mixup) == (False, True, 0.5, False)
+    resolved = TrainConfig(final_lr_ratio=0.2).resolved(pose_m)
+    assert (resolved.recipe, resolved.weight_decay, resolved.final_lr_ratio) == (
+        "yolo_nas_pose_m/v1", 1e-6, 0.2)
+    assert (resolved.mosaic, resolved.rot90, resolved.mixup) == (True, True, False)
+    spec = get_preset("yolo_nas_tiny")
+    with pytest.raises(ValueError, match="recipe: yolo_nas_pose_m/v1 is a pose recipe"):
+        TrainConfig(recipe="yolo_nas_pose_m").get_recipe(spec)
+    with pytest.raises(ValueError, match="recipe: unknown recipe 'x'"):
+        TrainConfig(recipe="x").get_recipe(spec)
+    assert TrainConfig(recipe="yolo_nas_l/v1").get_recipe(spec).name == "yolo_nas_l"
 
 
 def test_resume_continues_the_epoch_count(det_data: Path, tmp_path: Path) -> None:
@@ -52,6 +67,15 @@ def test_resume_continues_the_epoch_count(det_data: Path, tmp_path: Path) -> Non
     assert doc["format"] == CKPT_FORMAT and doc["epoch"] == 1
     assert doc["arch"] == spec.to_dict() and doc["fidelity"]["image_size"] == 64
     assert set(doc) >= {"state_dict", "ema_state_dict", "optimizer", "metrics", "fidelity"}
+    # The recipe travels with the weights: named, versioned, every value.
+    assert doc["recipe"]["name"] == "yolo_nas_s" and doc["recipe"]["version"] == 1
+    assert doc["fidelity"]["recipe"] == doc["train_config"]["recipe"] == "yolo_nas_s/v1"
+    assert doc["train_config"]["mixup"] is True and doc["train_config"]["weight_decay"] == 1e-5
+    assert first.recipe == "yolo_nas_s/v1"
+    old = dict(doc)
+    old.pop("recipe")  # a checkpoint written before recipes had names still loads
+    torch.save(old, tmp_path / "old.pt")
+    assert load_checkpoint(tmp_path / "old.pt")["recipe"] is None
 
     seen.clear()
     second = train_candidate(spec, det_data, TrainConfig(epochs=2, **TINY),
