@@ -2,11 +2,12 @@
 
 Prints a markdown table (the figures recorded in docs/training.md):
 
-1. train images/s (forward + loss + backward + AdamW step, augmented batches) and eval
+1. train images/s (forward + the recipe's loss + backward + AdamW step, batches augmented as
+   the preset's recipe says: `models.recipe`) and eval
    images/s (forward + NMS + conversion to COCO results) of ``yolo_nas_tiny`` and
    ``yolo_nas_pose_s`` at 320 px;
 2. data loading alone: augmented training samples/s (JPEG decode, affine, flip, HSV; also with
-   mosaic) and letterboxed val samples/s;
+   mosaic, mosaic + rot90, and MixUp on detection data) and letterboxed val samples/s;
 3. one pycocotools evaluation (bbox and keypoints) on the synthetic val set.
 
 The data are synthetic (``evaluators.synth``), written once into a temporary folder.
@@ -34,12 +35,13 @@ import torch  # noqa: E402
 from evaluators.coco_eval import evaluate, to_coco_results  # noqa: E402
 from evaluators.data import CocoDataset, load_data_config, make_loader  # noqa: E402
 from evaluators.synth import make_synthetic  # noqa: E402
-from evaluators.trainer import _optimizer  # noqa: E402
+from evaluators.trainer import TrainConfig, _optimizer  # noqa: E402
 from evaluators.transforms import Augment  # noqa: E402
 from models.build import build_model  # noqa: E402
 from models.losses import loss_for  # noqa: E402
 from models.postprocess import postprocess  # noqa: E402
 from models.presets import get_preset  # noqa: E402
+from models.recipe import recipe_for  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -146,13 +148,20 @@ def main(argv: list[str] | None = None) -> int:
             return CocoDataset(images, ann, task, size, train=train, aug=aug or Augment())
 
         for name in args.presets.split(","):
-            task = get_preset(name).task
-            rows.append(train_throughput(name, dataset(task, True), args))
+            spec = get_preset(name)
+            aug = TrainConfig().augment(recipe_for(spec))  # the recipe's augmentations
+            rows.append(train_throughput(name, dataset(spec.task, True, aug), args))
             print(f"{name}: {rows[-1]}", file=sys.stderr, flush=True)
 
         loading = {
             "train (affine, flip, HSV)": loading_throughput(dataset("pose", True), 64),
             "train + mosaic": loading_throughput(dataset("pose", True, Augment(mosaic=True)), 64),
+            "train + mosaic + rot90": loading_throughput(
+                dataset("pose", True, Augment(mosaic=True, rot90=True)), 64
+            ),
+            "detection train + MixUp": loading_throughput(
+                dataset("detection", True, Augment(mixup=True)), 64
+            ),
             "val (letterbox)": loading_throughput(dataset("pose", False), 64),
         }
 
@@ -197,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|")
     for r in rows:
         print(f"| {r['preset']} | {r['train_img_s']:.1f} | {r['eval_img_s']:.1f} |")
-    print(f"\n### Data loading alone ({size} px, pose data, one process)\n")
+    print(f"\n### Data loading alone ({size} px, pose data unless named, one process)\n")
     print("| pipeline | samples/s |")
     print("|---|---|")
     for k, v in loading.items():
