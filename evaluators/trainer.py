@@ -133,6 +133,7 @@ class TrainConfig:
             flip=self.flip, hsv=self.hsv,
             mosaic=on(self.mosaic, r is not None and r.mosaic),
             mosaic_prob=r.mosaic_prob if r is not None else 1.0,
+            mosaic_center=r.mosaic_center if r is not None else (0.5, 1.5),
             rot90=on(self.rot90, r is not None and r.rot90),
             rot90_prob=r.rot90_prob if r is not None else 1.0,
             mixup=on(self.mixup, r is not None and r.mixup),

@@ -62,6 +62,8 @@ class Recipe:
     pad_value: int = 114  # letterbox padding
     mosaic: bool = False
     mosaic_prob: float = 0.5
+    # Mosaic centre range (x the output size): (1, 1) tiles four whole images, as the reference.
+    mosaic_center: tuple[float, float] = (1.0, 1.0)
     rot90: bool = False
     rot90_prob: float = 0.5
     mixup: bool = False
@@ -77,6 +79,7 @@ class Recipe:
         """Plain dictionary (tuples become lists)."""
         d = dataclasses.asdict(self)
         d["mixup_scale"] = list(self.mixup_scale)
+        d["mosaic_center"] = list(self.mosaic_center)
         return d
 
     @classmethod
@@ -89,8 +92,9 @@ class Recipe:
         if unknown:
             raise ValueError(f"{where}.{unknown[0]}: unknown key (allowed: {', '.join(names)})")
         kw = dict(data)
-        if "mixup_scale" in kw:
-            kw["mixup_scale"] = tuple(kw["mixup_scale"])
+        for key in ("mixup_scale", "mosaic_center"):
+            if key in kw:
+                kw[key] = tuple(kw[key])
         return cls(**kw)
 
 
