@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import warnings
@@ -334,9 +335,10 @@ class CocoDataset(torch.utils.data.Dataset):
                 others = rng.integers(0, len(self), 3)
                 parts += [self.load_sample(int(i)) for i in others]
             mix = None
-            if self.aug.mixup and len(self) > 1:  # MixUp's partner: seeded like the rest
-                mix = self.load_sample(int(np.random.default_rng([self.seed, self.epoch, index, 1])
-                                           .integers(0, len(self))))  # fmt: skip
+            if self.aug.mixup and len(self) > 1:  # MixUp's partner, loaded only when used
+                other = int(np.random.default_rng([self.seed, self.epoch, index, 1])
+                            .integers(0, len(self)))  # fmt: skip
+                mix = functools.partial(self.load_sample, other)
             out = augment(parts, self.image_size, self.pad_value, self.aug, rng, mix=mix)
             lb = letterbox_params(w, h, self.image_size)
         else:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -153,10 +154,10 @@ def augment(
     pad_value: int,
     aug: Augment,
     rng: np.random.Generator,
-    mix: Sample | None = None,
+    mix: Sample | Callable[[], Sample] | None = None,
 ) -> Sample:
     """One training sample from ``samples[0]`` (and ``samples[1:4]`` for mosaic; ``mix`` is
-    MixUp's extra image)."""
+    MixUp's extra image, or a function that loads it when MixUp happens)."""
     use_mosaic = aug.mosaic and len(samples) >= 4 and rng.random() < aug.mosaic_prob
     # Geometry shared by every part: random affine about the output centre, flip, rot90.
     post = np.eye(3)
@@ -190,7 +191,7 @@ def augment(
     if aug.hsv:
         out.image = hsv_jitter(out.image, aug.hsv_gains, rng)
     if aug.mixup and mix is not None and rng.random() < aug.mixup_prob:
-        out = _mixup(out, mix, size, pad_value, aug, rng)
+        out = _mixup(out, mix() if callable(mix) else mix, size, pad_value, aug, rng)
     return out
 
 

@@ -178,3 +178,19 @@ def test_flip_rot90_mosaic_mixup_keep_left_and_right(tmp_path: Path) -> None:
                         assert g == want, (start, seed, j)
                         checked += 1
     assert checked > 20
+
+
+def test_dataset_mixup_adds_a_seeded_partner(tmp_path: Path) -> None:
+    yaml = make_synthetic(tmp_path, "detection", images=12, image_size=64, seed=2)
+    data = load_data_config(yaml, "detection")
+    aug = Augment(affine=False, hsv=False, mixup=True, mixup_scale=(0.8, 1.0))
+    ds = CocoDataset(data.train_images, data.train_annotations, "detection", 64, train=True,
+                     aug=aug, seed=3)  # fmt: skip
+    ds.set_epoch(1)
+    grew = 0
+    for i in range(len(ds)):
+        _, t = ds[i]
+        grew += len(t["boxes"]) > len(ds.load_sample(i).boxes)
+        _, again = ds[i]
+        assert torch.equal(t["boxes"], again["boxes"])  # the partner is seeded
+    assert grew >= len(ds) // 2
