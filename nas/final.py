@@ -24,6 +24,7 @@ from typing import Any
 from nas.cli import CliError
 
 _OVERRIDES = ("image_size", "batch", "lr", "seed")
+_TRAINING_RECIPE = ("recipe", "mosaic", "rot90", "mixup")
 
 
 def is_run_dir(path: str | Path) -> bool:
@@ -104,10 +105,15 @@ def train_variant(args: argparse.Namespace) -> int:
     }  # fmt: skip
     if recipe.get("lr") is not None:
         options["lr"] = recipe["lr"]
-    overridden = [k for k in _OVERRIDES if getattr(args, k, None) is not None]
+    for key in _TRAINING_RECIPE:  # the training recipe (models.recipe) and its switches
+        if recipe.get(key) is not None:
+            options[key] = recipe[key]
+    flags = (*_OVERRIDES, *_TRAINING_RECIPE)
+    overridden = [k for k in flags if getattr(args, k, None) is not None]
     options.update({k: getattr(args, k) for k in overridden})
     if args.no_augment:
-        options.update(affine=False, flip=False, hsv=False, mosaic=False, rot90=False)
+        options.update(affine=False, flip=False, hsv=False, mosaic=False, rot90=False,
+                       mixup=False)
     try:
         cfg = TrainConfig(**options)
     except ValueError as exc:

@@ -27,7 +27,10 @@ from typing import Any
 
 WEIGHTS_DIR = "weights"
 KEEP_CHOICES = ("front", "all", "none")
-RECIPE_KEYS = ("epochs", "batch", "lr", "image_size", "seed", "train_images", "val_images")
+RECIPE_KEYS = (
+    "epochs", "batch", "lr", "image_size", "seed", "train_images", "val_images",
+    "recipe", "mosaic", "rot90", "mixup",  # the training recipe (models.recipe) and switches
+)  # fmt: skip
 
 
 def weights_name(number: int) -> str:

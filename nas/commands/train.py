@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
                        mixup=False)
     try:
         cfg = TrainConfig(**options)
-        recipe = cfg.get_recipe(spec)
+        cfg.get_recipe(spec)  # an unknown recipe, or one of the other task, is a user error
     except ValueError as exc:
         raise CliError(f"--{str(exc).split(':')[0].replace('_', '-')}: "
                        f"{str(exc).split(':', 1)[-1].strip()}") from None
@@ -148,6 +148,10 @@ def train_and_report(spec: Any, name: str, data: Any, cfg: Any, out: Path,
     from evaluators.trainer import TrainingDiverged, train_candidate
     from nas.commands._common import print_json
 
+    try:
+        recipe = cfg.get_recipe(spec)
+    except ValueError as exc:
+        raise CliError(f"--{exc}") from None
     log = sys.stderr if args.json else sys.stdout
     print(f"training {name} ({spec.task}, {spec.short_id}) on {data.source} for {cfg.epochs} "
           f"epochs at {cfg.image_size} px on {cfg.device}, recipe {recipe.label}; output {out}",

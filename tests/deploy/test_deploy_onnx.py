@@ -5,6 +5,7 @@ on the synthetic validation images fed uint8 as documented -> pycocotools AP equ
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -71,8 +72,13 @@ def test_sweep_keeps_weights_of_its_front_and_variant(deploy_run: Path) -> None:
     assert doc["train_config"]["epochs"] == 12 and doc["epoch"] == 12
     rec = load_arch_record(deploy_run / "variants" / "m.yaml")
     assert (deploy_run / "variants" / rec.provenance["checkpoint"]).resolve() == kept.resolve()
-    assert rec.provenance["recipe"] == {"epochs": 12, "batch": 8, "lr": 0.01, "image_size": 96,
-                                        "seed": 0, "init": "scratch"}  # fmt: skip
+    recipe = dict(rec.provenance["recipe"])
+    training = recipe.pop("recipe")  # the training recipe (models.recipe) and its switches
+    assert re.fullmatch(r"yolo_nas_[sml]/v1", training), training
+    assert {k: recipe.pop(k) for k in ("mosaic", "rot90", "mixup")} == {
+        "mosaic": False, "rot90": False, "mixup": True}
+    assert recipe == {"epochs": 12, "batch": 8, "lr": 0.01, "image_size": 96, "seed": 0,
+                      "init": "scratch"}  # fmt: skip
     assert doc["spec"].arch_id == rec.spec.arch_id
 
 
