@@ -131,7 +131,7 @@ def export_deployable(
             raw_t = [torch.from_numpy(r.astype(np.float32)) for r in got_raw]
             want = torch_postprocess(raw_t, model.task, nms)
             box_err = compare_detections(got, want, box_tol=1e-3)
-            ties = tied_candidates(got_raw[1], nms)
+            ties = tied_candidates(got_raw[1], nms, model.task)
             if box_err is None and ties:
                 # Equal scores: either order is a correct NMS, and the two implementations
                 # break ties differently. Not an error; the caller is told.
@@ -159,19 +159,20 @@ def export_deployable(
 def _nms_metadata(nms: NmsSettings | None, task: str) -> str:
     if nms is None:
         return "none"
-    return (f"score > {nms.score}, top-k {nms.top_k}, per-class NMS IoU {nms.iou}, "
+    return (f"score > {nms.score}, top-k {nms.pre_nms_top_k(task)}, per-class NMS IoU {nms.iou}, "
             f"max {nms.max_detections(task)} per image")
 
 
-def tied_candidates(scores: np.ndarray, settings: NmsSettings) -> int:
+def tied_candidates(scores: np.ndarray, settings: NmsSettings, task: str = "detection") -> int:
     """How many NMS candidates (the ``top_k`` best scores above the threshold, per image of
     ``scores [B, A, C]``) share their score with another candidate."""
+    top_k = settings.pre_nms_top_k(task)
     tied = 0
     for image in np.asarray(scores, dtype=np.float32):
         flat = image.ravel()
         cand = flat[flat > settings.score]
-        if cand.size > settings.top_k:
-            cand = np.partition(cand, cand.size - settings.top_k)[-settings.top_k :]
+        if cand.size > top_k:
+            cand = np.partition(cand, cand.size - top_k)[-top_k:]
         tied += int(cand.size - np.unique(cand).size)
     return tied
 
@@ -279,7 +280,7 @@ def torch_postprocess(outputs: Sequence[Any], task: str, settings: NmsSettings) 
     dets = postprocess.postprocess(
         list(outputs),
         score_threshold=settings.score,
-        topk=settings.top_k,
+        topk=settings.pre_nms_top_k(task),
         iou_threshold=settings.iou,
         max_detections=settings.max_detections(task),
     )

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from models.postprocess import MAX_DETECTIONS, NMS_IOU
+from models.postprocess import MAX_DETECTIONS, NMS_IOU, PRE_NMS_TOPK
 
 PREFIX = "nms/"  # names of the appended nodes and tensors
 
@@ -32,15 +32,16 @@ PREFIX = "nms/"  # names of the appended nodes and tensors
 class NmsSettings:
     """Post-processing thresholds, as in `models.postprocess`.
 
-    ``score``: candidates need a score above it; ``top_k``: candidates kept before NMS;
-    ``iou``: per-class NMS threshold; ``max_det``: detections per image (``None``: 300 for
-    detection, 30 for pose, the published settings).
+    ``score``: candidates need a score above it; ``top_k``: candidates kept before NMS
+    (``None``: 1000 for detection, 300 for pose, as `models.postprocess`); ``iou``: per-class
+    NMS threshold; ``max_det``: detections per image (``None``: 300 for detection, 30 for pose,
+    the published settings).
     """
 
     iou: float = NMS_IOU
     score: float = 0.25
     max_det: int | None = None
-    top_k: int = 1000
+    top_k: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("iou", "score"):
@@ -53,7 +54,7 @@ class NmsSettings:
                 raise ValueError(f"{name}: expected a number in [0, 1], got {value!r}")
         for name in ("max_det", "top_k"):
             value = getattr(self, name)
-            if value is None and name == "max_det":
+            if value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {value!r}")
@@ -61,6 +62,10 @@ class NmsSettings:
     def max_detections(self, task: str) -> int:
         """``max_det``, or the task's published default."""
         return self.max_det if self.max_det is not None else MAX_DETECTIONS[task]
+
+    def pre_nms_top_k(self, task: str) -> int:
+        """``top_k``, or the task's default (the same as `models.postprocess`)."""
+        return self.top_k if self.top_k is not None else PRE_NMS_TOPK[task]
 
 
 def add_postprocess(
@@ -97,7 +102,7 @@ def add_postprocess(
     # Candidates are (anchor, class) pairs (multi-label): flat index = anchor * C + class.
     # The top_k best come first; those not above the score threshold are dropped by the NMS.
     flat = b.op("Reshape", [scores, b.const_i64([0, -1])])  # [B, A*C]
-    k = min(settings.top_k, anchors * classes)
+    k = min(settings.pre_nms_top_k(task), anchors * classes)
     cand_scores, flat_idx = b.op("TopK", [flat, b.const_i64([k])], 2, axis=-1)
     cand_anchor = b.op("Div", [flat_idx, b.const_i64([classes])])  # [B, k]
     cand_label = b.op("Mod", [flat_idx, b.const_i64([classes])])

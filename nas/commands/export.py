@@ -85,7 +85,11 @@ def register(subparsers: Any) -> None:
         help="detections per image (default 300; 30 for pose)",
     )
     nms.add_argument(
-        "--top-k", type=int, default=1000, metavar="K", help="candidates before NMS (default 1000)"
+        "--top-k",
+        type=int,
+        default=None,
+        metavar="K",
+        help="candidates before NMS (default 1000; 300 for pose, as the evaluation)",
     )
     q = parser.add_argument_group("INT8 and TensorRT")
     q.add_argument(
@@ -257,8 +261,8 @@ def _export_onnx(model: Any, args: argparse.Namespace, name: str) -> None:
     print(f"  outputs {', '.join(report.output_names)}")
     if nms is not None:
         print(
-            f"  post-processing: score > {nms.score}, top-k {nms.top_k}, NMS IoU {nms.iou}, "
-            f"max {nms.max_detections(model.task)} per image"
+            f"  post-processing: score > {nms.score}, top-k {nms.pre_nms_top_k(model.task)}, "
+            f"NMS IoU {nms.iou}, max {nms.max_detections(model.task)} per image"
         )
     if report.network_max_rel_err is None:
         print("  check: skipped (--no-check)")
@@ -323,7 +327,7 @@ def _image_size(text: str) -> tuple[int, int]:
     return parts[0], parts[1]
 
 
-_DEFAULTS = {"iou": 0.7, "score": 0.25, "max_det": None, "top_k": 1000}
+_DEFAULTS = {"iou": 0.7, "score": 0.25, "max_det": None, "top_k": None}
 
 
 def _changed(args: argparse.Namespace, field: str) -> bool:

@@ -215,3 +215,29 @@ def test_tied_candidate_scores_are_counted() -> None:
     assert tied_candidates(scores, NmsSettings(score=0.1)) == 2  # 0.9 twice, 0.5 twice
     assert tied_candidates(scores, NmsSettings(score=0.1, top_k=2)) == 1  # only 0.9, 0.9
     assert tied_candidates(scores, NmsSettings(score=0.6)) == 1
+
+
+@pytest.mark.parametrize(
+    ("preset", "want_k"), [("yolo_nas_tiny", 1000), ("yolo_nas_pose_tiny", 300)]
+)
+def test_default_pre_nms_top_k_is_the_evaluation_pipeline(tmp_path, preset, want_k) -> None:
+    """The graph keeps as many candidates before NMS as `models.postprocess` does for the task
+    (pose: 300), so an exported model scores like its checkpoint."""
+    import onnx
+    from onnx import numpy_helper
+
+    from models.postprocess import PRE_NMS_TOPK
+
+    assert PRE_NMS_TOPK[get_preset(preset).task] == want_k
+    model = build_model(get_preset(preset)).eval()
+    path = tmp_path / f"{preset}.onnx"
+    export_deployable(model, path, image_size=320, nms=NmsSettings(), check=False)
+    graph = onnx.load(str(path)).graph
+    consts = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant":
+            consts[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    # the candidate selection is the TopK with a constant k (the others select detections)
+    ks = [int(consts[n.input[1]].reshape(-1)[0]) for n in graph.node
+          if n.op_type == "TopK" and n.input[1] in consts]  # fmt: skip
+    assert ks == [want_k]
