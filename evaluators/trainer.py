@@ -40,6 +40,7 @@ from torch import nn
 from evaluators.checkpoint import load_checkpoint, save_checkpoint
 from evaluators.coco_eval import evaluate, to_coco_results
 from evaluators.data import CocoDataset, DataConfig, load_data_config, make_loader
+from evaluators.determinism import deterministic_algorithms
 from evaluators.latency.measure import torch_threads
 from evaluators.transforms import Augment
 from models.recipe import Recipe, get_recipe, recipe_for, set_bn_momentum
@@ -98,6 +99,7 @@ class TrainConfig:
     rot90: bool | None = None
     mixup: bool | None = None
     num_threads: int | None = 1  # CPU threads for torch; None leaves torch's setting
+    deterministic: bool = False  # deterministic kernels where torch has them (the search: on)
     workers: int = 0  # DataLoader worker processes
     eval_every: int = 1  # evaluate (and call the callback) every N epochs and at the end
     eval_batch: int | None = None  # default: batch
@@ -246,7 +248,10 @@ def train_candidate(
     start = time.perf_counter()
     data = data if isinstance(data, DataConfig) else load_data_config(data, spec.task)
     device = _device(cfg.device)
-    with torch_threads(_cpu_threads(cfg.num_threads, device)):
+    with (
+        torch_threads(_cpu_threads(cfg.num_threads, device)),
+        deterministic_algorithms(cfg.deterministic),
+    ):
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
         k = spec.num_keypoints if spec.task == "pose" else None

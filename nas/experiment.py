@@ -41,6 +41,8 @@ OBJECTIVES = {
     "params": "min",
     "gflops": "min",
 }
+# Default CV threshold of a latency measurement per device (latency.cv_threshold: null).
+DEFAULT_CV_THRESHOLD = {"cuda": 0.05, "cpu": 0.10}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -94,6 +96,17 @@ class Fidelity:
     mosaic: bool | None = None
     rot90: bool | None = None
     mixup: bool | None = None
+    repeats: int = 1  # seeds per candidate (seed, seed+1, ...): the score is their mean AP
+    threads: int = 1  # CPU threads per training, fixed so AP does not depend on the load
+    deterministic: bool = True  # deterministic kernels where torch offers them
+
+
+@dataclass
+class NoiseSection:
+    """``noise:`` how score noise is measured and used (docs/search.md, "Seed noise")."""
+
+    reference_repeats: int | None = None  # seeds per reference point; None: fidelity.repeats
+    z: float = 1.96  # AP interval = mean +- z * seed sd / sqrt(seeds)
 
 
 @dataclass
@@ -113,6 +126,11 @@ class LatencySection:
     # Measure with no training of this machine running (trainings pause at an epoch boundary);
     # None: on for device "cpu", off for "cuda" (each trial has its own GPU).
     exclusive: bool | None = None
+    # A timed round whose coefficient of variation exceeds this is re-measured (up to
+    # max_repeats rounds) and kept with latency_stable false if none settles; None: 0.05 on a
+    # GPU, 0.10 on a CPU.
+    cv_threshold: float | None = None
+    max_repeats: int = 3
 
 
 @dataclass
@@ -211,6 +229,8 @@ class Experiment:
     seed_references: bool = True
     variants: Variants = field(default_factory=Variants)
     weights: WeightsSection = field(default_factory=WeightsSection)
+    noise: NoiseSection = field(default_factory=NoiseSection)
+    calibration: str | None = None  # a calibration.json (`opennac calibrate`) the report quotes
     format: str = FORMAT
     source: str | None = field(default=None, compare=False)  # the file it came from
 
@@ -224,6 +244,18 @@ class Experiment:
         ordered["space"] = d.pop("space")
         ordered.update(d)
         return ordered
+
+    @property
+    def cv_threshold(self) -> float:
+        """The latency CV threshold: ``latency.cv_threshold``, else 0.05 GPU / 0.10 CPU."""
+        if self.latency.cv_threshold is not None:
+            return self.latency.cv_threshold
+        return DEFAULT_CV_THRESHOLD[self.latency.device]
+
+    @property
+    def reference_repeats(self) -> int:
+        """Seeds per reference point (``noise.reference_repeats``, else ``fidelity.repeats``)."""
+        return self.noise.reference_repeats or self.fidelity.repeats
 
     @property
     def max_epochs(self) -> int:
@@ -303,6 +335,8 @@ def parse_experiment(doc: Any, source: str, base: Path | None = None) -> Experim
             exp.data.path = _resolve(exp.data.path, base)
         if exp.latency.predictor is not None:
             exp.latency.predictor = _resolve(exp.latency.predictor, base)
+        if exp.calibration is not None:
+            exp.calibration = _resolve(exp.calibration, base)
     return exp
 
 
@@ -348,6 +382,12 @@ def _check(exp: Experiment, src: str) -> None:
         if recipe.task != exp.task:
             fail("fidelity.recipe", f"{f.recipe!r} is a {recipe.task} recipe, the experiment's "
                  f"task is {exp.task}")  # fmt: skip
+    _positive(fail, "fidelity.repeats", f.repeats)
+    _positive(fail, "fidelity.threads", f.threads)
+    if exp.noise.reference_repeats is not None:
+        _positive(fail, "noise.reference_repeats", exp.noise.reference_repeats)
+    if not exp.noise.z > 0:
+        fail("noise.z", f"expected a positive number, got {exp.noise.z}")
     if not exp.objectives:
         fail("objectives", "expected at least one objective")
     for key, direction in exp.objectives.items():
@@ -369,6 +409,9 @@ def _check(exp: Experiment, src: str) -> None:
         if value is not None and value < (0 if key == "warmup" else 1):
             kind = "non-negative" if key == "warmup" else "positive"
             fail(f"latency.{key}", f"expected a {kind} integer, got {value}")
+    if lat.cv_threshold is not None and not lat.cv_threshold > 0:
+        fail("latency.cv_threshold", f"expected a positive number, got {lat.cv_threshold}")
+    _positive(fail, "latency.max_repeats", lat.max_repeats)
     for key in ("max_latency_ms", "max_params", "max_gflops"):
         value = getattr(exp.constraints, key)
         if value is not None and not value > 0:

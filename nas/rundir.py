@@ -53,6 +53,9 @@ METRIC_COLUMNS = (
     "lat_p90_ms",
     "lat_cv",
 )
+NOISE_COLUMNS = (
+    "ap_sd", "ap_seeds", "repeats", "ap_ci", "threads", "latency_stable", "lat_repeats",
+)  # fmt: skip
 COLUMNS = (
     *METRIC_COLUMNS[:8],  # ap .. epochs_done
     "full_fidelity",
@@ -71,6 +74,9 @@ COLUMNS = (
     "predicted_latency_ms",
     "reference",
     "session",
+    # Score noise (nas.noise): per-seed APs, their sd and count, the AP interval's half-width;
+    # training threads; whether the latency measurement settled and in how many rounds.
+    *NOISE_COLUMNS,
 )
 _INT_COLUMNS = (
     "number",
@@ -85,6 +91,9 @@ _INT_COLUMNS = (
     "lat_image_size",
     "reused_from",
     "session",
+    "repeats",
+    "threads",
+    "lat_repeats",
 )
 
 
@@ -235,6 +244,8 @@ class RunDir:
 
 
 _NOT_COLUMNS = ("constraints", "status")
+# The noise of a trial's scores, kept with its metrics in frozen files.
+_NOISE_METRICS = ("ap_sd", "ap_seeds", "repeats", "threads", "latency_stable", "lat_repeats")
 
 
 def trial_row(trial: Any) -> dict[str, Any]:
@@ -262,7 +273,7 @@ def row_metrics(row: Any) -> dict[str, Any]:
     """The `METRIC_COLUMNS` of a trials-table row (dict or pandas Series) that have a value, as
     plain Python values (missing ones and NaN / pd.NA left out)."""
     out: dict[str, Any] = {}
-    for key in METRIC_COLUMNS:
+    for key in (*METRIC_COLUMNS, *_NOISE_METRICS):
         value = row.get(key)
         if value is None or _isnan(value) or str(value) == "<NA>":
             continue
@@ -284,7 +295,7 @@ def trials_frame(rows: Iterable[Mapping[str, Any]]) -> Any:
         df[col] = pd.array(
             [None if v is None or _isnan(v) else int(v) for v in df[col]], dtype="Int64"
         )
-    for col in ("feasible", "full_fidelity"):
+    for col in ("feasible", "full_fidelity", "latency_stable"):
         df[col] = pd.array([None if v is None or _isnan(v) else bool(v) for v in df[col]],
                            dtype="boolean")
     for col in params:
@@ -354,6 +365,7 @@ __all__ = [
     "COLUMNS",
     "HEAD_COLUMNS",
     "METRIC_COLUMNS",
+    "NOISE_COLUMNS",
     "RUN_FORMAT",
     "RunDir",
     "RunDirError",

@@ -243,20 +243,7 @@ class _Session:
         return str(path)
 
     def _settings(self, data_path: str) -> dict[str, Any]:
-        exp = self.exp
-        syn = exp.data.synthetic
-        return {
-            "task": exp.task,
-            "data_path": data_path,
-            "synthetic": dataclasses.asdict(syn) if syn is not None else None,
-            "fidelity": dataclasses.asdict(exp.fidelity),
-            "latency": dataclasses.asdict(exp.latency),
-            "constraints": dataclasses.asdict(exp.constraints),
-            "latency_cache": str(self.rd.latency_cache.resolve()),
-            "train_device": "cuda" if exp.resources.gpu > 0 else "cpu",
-            "run_dir": str(self.rd.path.resolve()),
-            "keep_weights": exp.weights.keep,
-        }
+        return trial_settings(self.exp, data_path, self.rd.latency_cache, self.rd.path)
 
     def _check_target(self) -> None:
         from evaluators.latency import check_target
@@ -420,6 +407,26 @@ class _Session:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+def trial_settings(exp: Experiment, data_path: str, latency_cache: Path,
+                   run_dir: Path | None = None) -> dict[str, Any]:
+    """The ``settings`` every trial config of an experiment carries (`nas.trial`); without
+    ``run_dir`` no weights are kept (`nas.weights`)."""
+    syn = exp.data.synthetic
+    return {
+        "task": exp.task,
+        "data_path": data_path,
+        "synthetic": dataclasses.asdict(syn) if syn is not None else None,
+        "fidelity": dataclasses.asdict(exp.fidelity),
+        "reference_repeats": exp.reference_repeats,
+        "latency": dataclasses.asdict(exp.latency),
+        "constraints": dataclasses.asdict(exp.constraints),
+        "latency_cache": str(Path(latency_cache).resolve()),
+        "train_device": "cuda" if exp.resources.gpu > 0 else "cpu",
+        "run_dir": None if run_dir is None else str(Path(run_dir).resolve()),
+        "keep_weights": exp.weights.keep,
+    }
+
+
 def trial_dirname(trial: Any) -> str:
     """Ray trial folder / name: ``trial_<optuna number>``."""
     return f"trial_{trial.config.get('number', trial.trial_id)}"
@@ -464,4 +471,11 @@ def _fail_numbers() -> set[int]:
         raise SearchError(str(exc)) from None
 
 
-__all__ = ["SearchError", "pareto", "resume_search", "run_search", "trial_dirname"]
+__all__ = [
+    "SearchError",
+    "pareto",
+    "resume_search",
+    "run_search",
+    "trial_dirname",
+    "trial_settings",
+]

@@ -25,6 +25,7 @@ reported (the driver sets it for trial numbers listed in ``OPENNAC_FAIL_TRIALS``
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -166,9 +167,10 @@ def evaluate_candidate(config: dict[str, Any], report: Any) -> dict[str, Any]:
     record (also reported with ``final: True``)."""
     import torch
 
-    torch.set_num_threads(1)  # trials run side by side: one thread each
-    t0 = time.perf_counter()
     s = config["settings"]
+    # Trials run side by side: a fixed thread count each, so AP does not depend on the load.
+    torch.set_num_threads(int(s["fidelity"].get("threads") or 1))
+    t0 = time.perf_counter()
     rec = base_record(config)
     try:
         _evaluate(config, s, rec, report, t0)
@@ -198,6 +200,7 @@ def base_record(config: dict[str, Any]) -> dict[str, Any]:
         "train_images": f["train_images"],
         "val_images": f["val_images"],
         "seed": f["seed"],
+        "threads": int(f.get("threads") or 1),
         "reference": config.get("reference"),
         "session": config.get("session"),
     }
@@ -227,17 +230,20 @@ def _evaluate(
         rec["status"] = "INFEASIBLE"
         return
 
-    # 2. measured latency (serialized by the device lock, cached per run)
-    t = time.perf_counter()
-    result = measure(spec, lat, s["latency_cache"])
-    rec["latency_s"] = round(time.perf_counter() - t, 3)
-    rec.update(latency_fields(result))
-    if not _check_constraints(rec, s["constraints"], latency_key="latency_ms"):
-        rec["status"] = "INFEASIBLE"
-        return
+    # 2. measured latency (serialized by the device lock, cached per run); a calibration run
+    #    (`opennac calibrate`) only trains
+    if not config.get("skip_latency"):
+        t = time.perf_counter()
+        result = measure(spec, lat, s["latency_cache"])
+        rec["latency_s"] = round(time.perf_counter() - t, 3)
+        rec.update(latency_fields(result))
+        if not _check_constraints(rec, s["constraints"], latency_key="latency_ms"):
+            rec["status"] = "INFEASIBLE"
+            return
 
-    # 3. short training, one report per epoch
+    # 3. short training, one report per epoch; with repeats, once per seed
     from evaluators.trainer import TrainConfig, train_candidate
+    from nas.noise import seed_summary, trial_seeds
 
     data = _data_config(s)
     f = s["fidelity"]
@@ -249,6 +255,8 @@ def _evaluate(
         "val_images": f["val_images"],
         "seed": f["seed"],
         "device": s["train_device"],
+        "num_threads": int(f.get("threads") or 1),
+        "deterministic": bool(f.get("deterministic", True)),
     }
     if f.get("lr") is not None:
         cfg_kwargs["lr"] = f["lr"]
@@ -288,14 +296,31 @@ def _evaluate(
     from nas.weights import TrialWeights
 
     weights = TrialWeights(s, config["number"])  # kept in RUN_DIR/weights if on the front
+
+    def on_repeat_epoch(epoch: int, metrics: dict[str, Any]) -> None:
+        if quiet is not None:  # the repeats of a trial report nothing per epoch (ASHA
+            quiet.breathe()   # ranks the main run); they still let a measurement in
+
+    seeds = trial_seeds(f, config.get("reference"), s.get("reference_repeats"))
     t_train = time.perf_counter()
+    runs = []
     with slot:
-        tr = train_candidate(spec, data, cfg, callback=on_epoch, out_dir=weights.work_dir)
+        for i, seed in enumerate(seeds):  # the first seed (fidelity.seed) is the main run
+            run_cfg = dataclasses.replace(cfg, seed=seed)
+            runs.append(train_candidate(
+                spec, data, run_cfg, callback=on_epoch if i == 0 else on_repeat_epoch,
+                out_dir=weights.work_dir if i == 0 else None,  # the main run's weights are kept
+            ))
+            ap = float(runs[-1].ap)
+            if not math.isfinite(ap):
+                raise FloatingPointError(f"final AP is {ap} (seed {seed})")
     rec["train_s"] = round(time.perf_counter() - t_train, 3)
-    out = tr.to_dict()
-    for key in ("ap", "ap50", "box_ap"):
-        if out.get(key) is not None:
-            rec[key] = float(out[key])
+    out = runs[0].to_dict()
+    for key in ("ap50", "box_ap"):
+        values = [r.to_dict().get(key) for r in runs]
+        if all(v is not None for v in values):
+            rec[key] = float(sum(values) / len(values))
+    rec.update(seed_summary([r.ap for r in runs]))
     if rec.get("ap") is None or not math.isfinite(rec["ap"]):
         raise FloatingPointError(f"final AP is {rec.get('ap')}")
     rec["epochs_done"] = int(out.get("epochs", f["epochs"]))
@@ -344,8 +369,13 @@ def _check_constraints(rec: dict[str, Any], limits: dict[str, Any], latency_key:
     return feasible
 
 
-def measure(spec: Any, lat: dict[str, Any], cache_dir: str) -> Any:
-    """The latency of ``spec``'s fused model as configured (cached in ``cache_dir``)."""
+def measure(spec: Any, lat: dict[str, Any], cache_dir: str, fresh: bool = False) -> Any:
+    """The latency of ``spec``'s fused model as configured (cached in ``cache_dir``).
+
+    A timed round whose CV exceeds ``lat["cv_threshold"]`` (default 0.05 GPU / 0.10 CPU) is
+    re-measured, up to ``lat["max_repeats"]`` rounds; the steadiest is kept, ``stable`` false
+    if none settles. ``fresh``: measure again even when cached (and replace the cached one).
+    """
     from evaluators.latency import LatencyCache, cache_key, check_target
     from evaluators.latency.telemetry import device_name
 
@@ -359,12 +389,20 @@ def measure(spec: Any, lat: dict[str, Any], cache_dir: str) -> Any:
         "batch_size": lat["batch"],
         "image_size": lat["image_size"],
     }
-    for key in ("warmup", "iters"):
+    for key in ("warmup", "iters", "max_repeats"):
         if lat.get(key) is not None:
             kwargs[key] = lat[key]
+    kwargs["cv_threshold"] = cv_threshold(lat)
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     cache = LatencyCache(cache_dir)
     quiet = quiet_cpu(lat)
+    if fresh:
+        from evaluators.latency import measure_latency
+
+        with quiet.measuring() if quiet else contextlib.nullcontext():
+            result = measure_latency(spec, **kwargs)
+        cache.put(result)
+        return result
     if quiet is None:
         return cache.get_or_measure(spec, **kwargs)
     key = cache_key(spec.arch_id, device_name(lat["device"]), lat["backend"], lat["precision"],
@@ -376,12 +414,23 @@ def measure(spec: Any, lat: dict[str, Any], cache_dir: str) -> Any:
         return cache.get_or_measure(spec, **kwargs)
 
 
+def cv_threshold(lat: dict[str, Any]) -> float:
+    """The latency section's CV threshold (None: 0.05 on a GPU, 0.10 on a CPU)."""
+    if lat.get("cv_threshold") is not None:
+        return float(lat["cv_threshold"])
+    from nas.experiment import DEFAULT_CV_THRESHOLD
+
+    return DEFAULT_CV_THRESHOLD.get(lat.get("device", "cpu"), 0.10)
+
+
 def latency_fields(result: Any) -> dict[str, Any]:
     """Trials-table latency columns from a LatencyResult."""
     return {
         "latency_ms": round(float(result.median_ms), 6),
         "lat_p90_ms": round(float(result.p90_ms), 6),
         "lat_cv": round(float(result.cv), 6),
+        "latency_stable": bool(result.stable),
+        "lat_repeats": int(result.repeats),
         "lat_device": result.device_name,
         "lat_backend": result.backend,
         "lat_precision": result.precision,
@@ -445,6 +494,7 @@ __all__ = [
     "InjectedFailure",
     "QuietCpu",
     "base_record",
+    "cv_threshold",
     "evaluate_candidate",
     "fail_trials_from_env",
     "image_count",
