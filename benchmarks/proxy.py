@@ -25,11 +25,13 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the packages, not benchmarks/models.py, are `models`
 
 
 def table(cal: dict[str, Any]) -> list[dict[str, Any]]:

@@ -149,6 +149,27 @@ class NoiseBand:
                 f"{self.min_ap_diff:.4f}")
 
 
+def band_of_run(df: Any, experiment: Mapping[str, Any], info: Mapping[str, Any]) -> NoiseBand:
+    """The band of a finished run as its report sees it: run.json's ``noise`` when present,
+    else computed from its trials and resolved experiment (plain dicts)."""
+    saved = info.get("noise")
+    if isinstance(saved, Mapping):
+        fields = {k: saved.get(k) for k in ("seed_sd", "dof", "trials", "z", "repeats",
+                                            "reference_repeats", "source", "calibration")}
+        if all(fields[k] is not None for k in ("dof", "trials", "z", "repeats")):
+            return NoiseBand(**{k: v for k, v in fields.items() if v is not None or
+                                k in ("seed_sd", "calibration")})
+    fid = experiment.get("fidelity") or {}
+    noise = experiment.get("noise") or {}
+    repeats = int(fid.get("repeats") or 1)
+    cal_path = experiment.get("calibration")
+    cal = load_calibration(cal_path)
+    if cal is not None and not _same_fidelity(cal.get("short_fidelity") or {}, fid):
+        cal = None
+    return noise_band(df, repeats, noise.get("reference_repeats") or repeats,
+                      float(noise.get("z") or 1.96), cal, cal_path)
+
+
 def pooled_seed_sd(df: Any) -> tuple[float | None, int, int]:
     """(pooled sd, dof, trials) over the complete, not reused trials with 2+ seeds."""
     if df is None or len(df) == 0 or "ap_seeds" not in df.columns:
@@ -219,9 +240,25 @@ _FIDELITY_KEYS = ("epochs", "image_size", "batch", "train_images", "val_images",
 
 def calibration_matches(cal: Mapping[str, Any], exp: Any) -> bool:
     """Whether a calibration's short fidelity is the experiment's (epochs, size, images...)."""
-    short = cal.get("short_fidelity") or {}
-    f = exp.fidelity
-    return all(short.get(k) == getattr(f, k) for k in _FIDELITY_KEYS if k in short)
+    return _same_fidelity(cal.get("short_fidelity") or {}, asdict(exp.fidelity))
+
+
+def _same_fidelity(short: Mapping[str, Any], fidelity: Mapping[str, Any]) -> bool:
+    return all(short.get(k) == fidelity.get(k) for k in _FIDELITY_KEYS if k in short)
+
+
+def with_noise(rows: Sequence[Mapping[str, Any]], exp: Any) -> tuple[list[dict[str, Any]],
+                                                                     NoiseBand]:
+    """Trials-table rows with ``ap_ci`` (the AP interval's half-width) set from the run's
+    current band, and that band (`run_noise`)."""
+    from nas.rundir import trials_frame
+
+    rows = [dict(r) for r in rows]
+    band = run_noise(trials_frame(rows), exp)
+    for r in rows:
+        if _present(r.get("ap")) and str(r.get("status")) in ("COMPLETE", "STOPPED"):
+            r["ap_ci"] = band.halfwidth(r.get("repeats"))
+    return rows, band
 
 
 # --------------------------------------------------------------------------- intervals and ties
@@ -349,6 +386,7 @@ __all__ = [
     "Claim",
     "NoiseBand",
     "ap_intervals",
+    "band_of_run",
     "calibration_matches",
     "claim",
     "latency_lower",
@@ -360,4 +398,5 @@ __all__ = [
     "run_noise",
     "seed_summary",
     "trial_seeds",
+    "with_noise",
 ]

@@ -1,7 +1,8 @@
 """Pareto-front figures: several runs on one plot, the released models as labelled points.
 
 `plot_fronts` draws each run's valid trials as faint dots and its front as a step line (the
-boundary of what the run attains), plus reference points. Matplotlib for PNG/SVG/PDF, plotly for
+boundary of what the run attains) with AP error bars where the table has them (``ap_ci``, the
+seed-noise interval of `nas.noise`), plus reference points. Matplotlib for PNG/SVG/PDF, plotly for
 interactive HTML (self-contained: it opens offline).
 
 Example:
@@ -146,8 +147,18 @@ def _layers(
         "front_x": front[x].astype(float).tolist(),
         "front_y": front[y].astype(float).tolist(),
         "front_n": front["number"].tolist() if "number" in front.columns else [],
+        "front_err": _errors(front, y),
         "labelled": labelled,
     }
+
+
+def _errors(front: pd.DataFrame, y: str) -> list[float] | None:
+    """AP error bars of the front: its ``ap_ci`` column (the noise interval's half-width,
+    `nas.noise`), None when no member has one."""
+    if y != "ap" or "ap_ci" not in front.columns:
+        return None
+    errs = pd.to_numeric(front["ap_ci"], errors="coerce").astype(float)
+    return None if errs.isna().all() else errs.fillna(0.0).tolist()
 
 
 def _default_title(frames: list[pd.DataFrame], x: str, y: str) -> str:
@@ -185,6 +196,9 @@ def _draw_matplotlib(
             ax.step(layer["front_x"], layer["front_y"], where=step, color=colour, linewidth=1.8,
                     label=f"{layer['name']} ({len(layer['front_x'])} on front)")  # fmt: skip
             ax.scatter(layer["front_x"], layer["front_y"], s=28, color=colour, zorder=3)
+            if layer["front_err"]:
+                ax.errorbar(layer["front_x"], layer["front_y"], yerr=layer["front_err"],
+                            fmt="none", ecolor=colour, elinewidth=1, capsize=3, alpha=0.7)
         else:
             ax.plot([], [], color=colour, label=f"{layer['name']} (no valid trial)")
         for j, (label, px, py) in enumerate(layer["labelled"]):
@@ -232,6 +246,8 @@ def _draw_plotly(
             x=layer["front_x"], y=layer["front_y"], mode="lines+markers", line_shape=shape,
             name=f"{layer['name']} front", line={"color": colour, "width": 2},
             marker={"color": colour, "size": 8}, legendgroup=layer["name"],
+            error_y=({"type": "data", "array": layer["front_err"], "visible": True}
+                     if layer["front_err"] else None),
             text=[f"trial {n}" for n in layer["front_n"]] or None,
             hovertemplate=f"%{{text}}<br>{x}=%{{x:.4g}}<br>{y}=%{{y:.4g}}<extra></extra>",
         ))  # fmt: skip

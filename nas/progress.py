@@ -30,9 +30,16 @@ def fmt_trial(row: Mapping[str, Any]) -> str:
     """A short description of one finished trial."""
     parts = [f"#{row.get('number')} {row.get('status')}"]
     if _has(row.get("ap")):
-        parts.append(f"ap={float(row['ap']):.4f}")
+        ap = f"ap={float(row['ap']):.4f}"
+        if _has(row.get("repeats")) and int(row["repeats"]) > 1 and _has(row.get("ap_sd")):
+            ap += f"(sd {float(row['ap_sd']):.4f}, {int(row['repeats'])} seeds)"
+        parts.append(ap)
     if _has(row.get("latency_ms")):
-        parts.append(f"lat={float(row['latency_ms']):.2f}ms")
+        lat = f"lat={float(row['latency_ms']):.2f}ms"
+        if _has(row.get("lat_cv")):
+            lat += f"(cv {float(row['lat_cv']):.2f}"
+            lat += ", UNSTABLE)" if _false(row.get("latency_stable")) else ")"
+        parts.append(lat)
     if _has(row.get("params")):
         parts.append(f"{float(row['params']) / 1e6:.2f}M")
     if _has(row.get("wall_s")):
@@ -137,16 +144,25 @@ class Progress:
         front: Any,
         variants: Mapping[str, Any],
         notes: list[str],
+        noise: str | None = None,
+        warnings: list[str] | None = None,
     ) -> None:
+        """The closing summary; ``noise``: the run's noise band in one line; ``warnings``:
+        printed loudly before the variants (e.g. reference latencies out of order)."""
         elapsed = fmt_duration(time.monotonic() - self.t0)
         total = sum(counts.values())
         tally = ", ".join(f"{n} {k.lower()}" for k, n in sorted(counts.items()) if n)
         self.say(f"\nopennac: sweep {status} after {elapsed}: {total} trials ({tally or 'none'})")
+        if noise:
+            self.say(f"noise: {noise}")
         if front is not None and len(front):
-            self.say("Pareto front (full fidelity, feasible):")
+            self.say("Pareto front (full fidelity, feasible; ap +- its noise interval, ties: "
+                     "front members whose intervals overlap):")
             self.say(front_table(front))
         else:
             self.say("Pareto front: empty (no complete, feasible trial at full fidelity)")
+        for warning in warnings or []:
+            self.say(f"WARNING: {warning}")
         for name, info in variants.items():
             self.say(f"variant {name}: {info}")
         for note in notes:
@@ -156,17 +172,33 @@ class Progress:
 
 def front_table(front: Any, limit: int = 20) -> str:
     """A small fixed-width table of a front (number, ap, latency, params, GFLOPs, arch file)."""
-    lines = [f"  {'trial':>5}  {'ap':>7}  {'lat_ms':>8}  {'params':>8}  {'gflops':>7}  arch"]
+    lines = [f"  {'trial':>5}  {'ap':>7}  {'+-':>6}  {'lat_ms':>8}  {'cv':>5}  {'params':>8}"
+             f"  {'gflops':>7}  {'ties':>6}  arch"]
     for _, r in front.head(limit).iterrows():
         params = f"{float(r['params']) / 1e6:.2f}M" if _has(r.get("params")) else "-"
         gflops = f"{float(r['gflops']):.3f}" if _has(r.get("gflops")) else "-"
+        ci = f"{float(r['ap_ci']):.4f}" if _has(r.get("ap_ci")) else "?"
+        cv = f"{float(r['lat_cv']):.2f}" if _has(r.get("lat_cv")) else "-"
+        if _false(r.get("latency_stable")):
+            cv += "!"
+        ties = str(r["tied_with"]) if _has(r.get("tied_with")) else "-"
         lines.append(
-            f"  {int(r['number']):>5}  {float(r['ap']):>7.4f}  {float(r['latency_ms']):>8.2f}"
-            f"  {params:>8}  {gflops:>7}  {r.get('arch_file') or ''}"
+            f"  {int(r['number']):>5}  {float(r['ap']):>7.4f}  {ci:>6}"
+            f"  {float(r['latency_ms']):>8.2f}  {cv:>5}  {params:>8}  {gflops:>7}  {ties:>6}"
+            f"  {r.get('arch_file') or ''}"
         )
     if len(front) > limit:
         lines.append(f"  ... {len(front) - limit} more in pareto.csv")
     return "\n".join(lines)
+
+
+def _false(value: Any) -> bool:
+    """A flag that is set and false (missing is not false)."""
+    if not _has(value):
+        return False
+    if isinstance(value, str):
+        return value.strip().lower() in ("false", "0")
+    return not bool(value)
 
 
 def _has(value: Any) -> bool:

@@ -24,20 +24,23 @@ from typing import Any
 
 import pandas as pd
 
+from nas.noise import band_of_run, mark_ties
 from nas.pareto import (
     DEFAULT_OBJECTIVES,
     common_reference_point,
     hypervolume,
     pareto_front,
 )
+from nas.report_noise import add_claims, noise_lines
 from nas.results import load_run, read_experiment
 from nas.rundir import now_iso
 from nas.variants import SIZES, finite_float
 
 # Columns of front.csv and of the printed front table (those present).
 FRONT_COLUMNS = (
-    "run", "number", "arch_id", "ap", "latency_ms", "ap50", "box_ap", "params", "gflops",
-    "epochs", "image_size", "reference", "arch_file",
+    "run", "number", "arch_id", "ap", "ap_ci", "ap_sd", "repeats", "tied_with", "latency_ms",
+    "lat_cv", "latency_stable", "ap50", "box_ap", "params", "gflops", "epochs", "image_size",
+    "reference", "arch_file",
 )  # fmt: skip
 
 
@@ -54,6 +57,7 @@ class RunSummary:
     hv_reference: dict[str, float] | None
     hypervolume: float | None
     variants: list[dict[str, Any]] = field(default_factory=list)
+    noise: Any = None  # nas.noise.NoiseBand of the run
 
 
 @dataclass
@@ -128,7 +132,9 @@ def summarize_run(
     df = load_run(run_dir)
     path = Path(run_dir)
     ref = df.attrs.get("hv_reference")
-    front = pareto_front(df, objectives)
+    info = dict(df.attrs.get("run_info") or {})
+    band = band_of_run(df, read_experiment(path), info)
+    front = mark_ties(pareto_front(df, objectives), band)
     hv = hypervolume(df, objectives, ref) if ref else None
     summary = RunSummary(
         name=str(df.attrs.get("run") or path.name),
@@ -139,8 +145,10 @@ def summarize_run(
         front=front,
         hv_reference=ref,
         hypervolume=hv,
+        noise=band,
     )
     summary.variants = _variants(path, df)
+    add_claims(summary.variants, band, info)
     return summary
 
 
@@ -187,8 +195,24 @@ def _variants(run_dir: Path, df: pd.DataFrame) -> list[dict[str, Any]]:
                 else metrics.get("reference_latency_ms")
             ),
         }
+        item.update(_noise_fields(row, metrics, ref_row))
         out.append(item)
     return out
+
+
+def _noise_fields(row: pd.Series | None, metrics: Mapping[str, Any],
+                  ref_row: pd.Series | None) -> dict[str, Any]:
+    """Seeds and latency CV of a variant and of its reference (for `add_claims`)."""
+    def get(r: pd.Series | None, key: str) -> Any:
+        value = r.get(key) if r is not None else None
+        return value if value is not None and value is not pd.NA and value == value else None
+
+    return {
+        "repeats": get(row, "repeats") or metrics.get("repeats"),
+        "lat_cv": get(row, "lat_cv") if row is not None else metrics.get("lat_cv"),
+        "reference_repeats": get(ref_row, "repeats"),
+        "reference_lat_cv": get(ref_row, "lat_cv"),
+    }
 
 
 def _row_of(df: pd.DataFrame, trial: Any, arch_id: str) -> pd.Series | None:
@@ -282,9 +306,16 @@ def _run_markdown(r: RunSummary) -> list[str]:
         )
     else:
         lines.append("- hypervolume: none (no valid trial)")
+    lines += noise_lines(r)
     lines += ["", f"### Front ({len(r.front)} trials)", ""]
     lines += _md_table(_front_table(r.front)) if len(r.front) else ["(empty)"]
+    if len(r.front) and "ap_ci" in r.front.columns:
+        lines += ["", "`+-`: the AP interval (mean +- z x seed sd / sqrt(seeds)); `ties`: the "
+                  "front members whose intervals overlap this one's (not told apart at this "
+                  "fidelity); `cv`: the latency's coefficient of variation (`!`: unstable)."]
     lines += ["", "### Variants (best trial within each budget vs its reference model)", ""]
+    for warning in r.info.get("latency_warnings") or []:
+        lines += [f"> **Warning:** {warning}", ""]
     if r.variants:
         lines += _md_table(_variant_table(r.variants))
     else:
@@ -301,6 +332,10 @@ def _text(
         hv = "n/a" if r.hypervolume is None else f"{r.hypervolume:.6g}"
         parts.append(f"run {r.name}: {len(r.trials)} trials, {len(r.front)} on the front, "
                      f"hypervolume {hv}")  # fmt: skip
+        if r.noise is not None:
+            parts.append(f"noise: {r.noise.describe()}")
+        for warning in r.info.get("latency_warnings") or []:
+            parts.append(f"WARNING: {warning}")
         if len(r.front):
             parts.append(_front_table(r.front).to_string(index=False))
         if r.variants:
@@ -314,9 +349,16 @@ def _text(
 
 
 def _front_table(front: pd.DataFrame) -> pd.DataFrame:
-    cols = [c for c in ("number", "ap", "latency_ms", "params", "gflops", "reference")
+    cols = [c for c in ("number", "ap", "ap_ci", "tied_with", "latency_ms", "lat_cv", "params",
+                        "gflops", "reference")
             if c in front.columns and front[c].notna().any()]  # fmt: skip
     table = front[cols].copy()
+    if "lat_cv" in table.columns and "latency_stable" in front.columns:
+        unstable = front["latency_stable"].map(lambda v: v is not None and v is not pd.NA
+                                               and v == v and not bool(v))
+        table["lat_cv"] = [f"{cv:.3f}!" if bad else f"{cv:.3f}"
+                           for cv, bad in zip(table["lat_cv"], unstable, strict=True)]
+    table = table.rename(columns={"ap_ci": "+-", "tied_with": "ties", "lat_cv": "cv"})
     if "params" in table.columns:
         table["params"] = table["params"].map(lambda v: f"{v / 1e6:.3g}M" if v == v else "-")
     if "arch_id" in front.columns:
@@ -342,6 +384,7 @@ def _variant_table(variants: list[dict[str, Any]]) -> pd.DataFrame:
             "ref_latency_ms": _fmt(v["reference_latency_ms"]),
             "d_ap": _fmt(_diff(v["ap"], v["reference_ap"]), signed=True),
             "speedup": _fmt(_ratio(v["reference_latency_ms"], v["latency_ms"]), suffix="x"),
+            "verdict": v.get("claim") or "-",
         })  # fmt: skip
     return pd.DataFrame(rows)
 

@@ -112,6 +112,7 @@ class _Session:
         self.address = address
         self.show = progress
         self.notes: list[str] = []
+        self.warnings: list[str] = []  # printed loudly before the variants
         self.code_version = code_version()
 
     # -- the steps --------------------------------------------------------------------------------
@@ -362,10 +363,15 @@ class _Session:
         }
 
     def _write_table(self) -> Any:
-        return self.rd.write_trials(self.rd.study_rows(self.study))
+        from nas.noise import with_noise
+
+        rows, self.band = with_noise(self.rd.study_rows(self.study), self.exp)
+        return self.rd.write_trials(rows)
 
     def _front(self, df: Any) -> Any:
-        return pareto(df, self.exp.objectives)
+        from nas.noise import mark_ties
+
+        return mark_ties(pareto(df, self.exp.objectives), self.band)
 
     def _prune_weights(self, df: Any) -> None:
         from nas.weights import prune_weights
@@ -376,6 +382,7 @@ class _Session:
         df = self._write_table()
         front = self._front(df)
         front.to_csv(self.rd.pareto_csv, index=False)
+        self.rd.update_meta(noise=self.band.to_dict())
         variants = self._variants(df, measure=status == "finished")
         self._prune_weights(df)
         self._plots(df)
@@ -383,13 +390,15 @@ class _Session:
         if status == "interrupted":
             self.notes.append(f"interrupted: continue with `opennac resume {self.rd.path}`")
         if self.show:
-            self.progress.summary(str(self.rd.path), status, counts, front, variants, self.notes)
+            self.progress.summary(str(self.rd.path), status, counts, front, variants, self.notes,
+                                  noise=self.band.describe(), warnings=self.warnings)
 
     def _variants(self, df: Any, measure: bool) -> dict[str, str]:
         """Variants; a reference latency the trials did not measure is measured here only at
         the end of a local sweep (not after an interruption, not from a cluster's head)."""
         return update_variants(self.rd, self.exp, df,
-                               measure_missing=measure and not self.address, notes=self.notes)
+                               measure_missing=measure and not self.address, notes=self.notes,
+                               warnings=self.warnings)
 
     def _plots(self, df: Any) -> None:
         from nas.plots import plot_fronts

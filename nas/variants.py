@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -232,6 +233,7 @@ def update_variants(
     notes: list[str] | None = None,
     label: str | None = None,
     force: bool = False,
+    warnings: list[str] | None = None,
 ) -> dict[str, str]:
     """Select and write the variants of run directory ``rd``; returns ``{name: one line}``.
 
@@ -243,11 +245,17 @@ def update_variants(
     The experiment's own budgets write ``variants/``; other budgets (or a ``label``) write
     ``variants/<label>/`` (default label: `set_label`). Nothing is deleted; replacing a file
     of another budget raises `VariantsError` unless ``force``.
+
+    Reference latencies are checked first (`nas.stability`: out-of-order ones re-measured,
+    unstable or still out of order ones appended to ``warnings``); each variant's claim against
+    its reference is noise-aware (`nas.noise.claim`).
     """
     from models.archfile import load_arch
     from nas.rundir import code_version, now_iso
 
     notes = notes if notes is not None else []
+    warnings = warnings if warnings is not None else []
+    ref_info: dict[str, dict[str, Any]] = {}  # reference -> latency, cv, stable, params
     v = exp.variants
     own = budgets is None or (v.budgets is not None and dict(budgets) == dict(v.budgets))
     if label is None and not own and budgets is not None:
@@ -264,9 +272,12 @@ def update_variants(
     if budgets is None:
         space = exp.space_object()
 
-        def latency_of(name: str, spec: Any) -> float | None:
+        def latency_of(name: str, spec: Any, fresh: bool = False) -> float | None:
+            from nas.stability import latency_info, result_info
+
             row = ref_rows.get(name)
-            if row is not None:
+            if row is not None and not fresh:
+                ref_info[name] = latency_info(row)
                 return finite_float(row.get("latency_ms"))
             if not measure_missing:
                 notes.append(f"no measured latency for reference {name}")
@@ -274,14 +285,21 @@ def update_variants(
             try:
                 from nas.trial import measure
 
-                result = measure(spec, _latency_settings(exp), str(rd.latency_cache))
+                result = measure(spec, _latency_settings(exp), str(rd.latency_cache), fresh)
+                ref_info[name] = result_info(result)
                 return float(result.median_ms)
             except Exception as exc:  # noqa: BLE001 - a missing budget is reported, not fatal
                 notes.append(f"cannot measure reference {name}: {exc}")
                 return None
 
-        refs = reference_budgets(space.reference_specs(), exp.task, latency_of)
+        specs_ref = space.reference_specs()
+        _check_reference_latencies(specs_ref, ref_info, latency_of, measure_missing, warnings)
+        refs = reference_budgets(specs_ref, exp.task,
+                                 lambda name, _spec: (ref_info.get(name) or {}).get("latency_ms"))
         budgets = {k: ms for k, (_, ms) in refs.items()}
+        from nas.stability import unstable_budget_warnings
+
+        warnings.extend(unstable_budget_warnings(refs, ref_info, _cv_threshold(exp)))
     chosen = select_variants(df, budgets)
     specs = {int(r["number"]): load_arch(rd.path / str(r["arch_file"])) for r in chosen.values()}
     provenance = {"run": rd.name, "experiment": exp.name, "code_version": code_version(),
@@ -290,6 +308,7 @@ def update_variants(
     # files of other budgets unless forced
     paths = write_variants(folder, chosen, specs, budgets, refs, ref_rows, provenance, rd.name,
                            force=force or not label, run_dir=rd.path, fidelity=_fidelity(exp))
+    claims = _variant_claims(exp, df, chosen, refs, ref_rows, ref_info)
     out: dict[str, str] = {}
     for name, budget in budgets.items():
         if name in paths:
@@ -297,26 +316,80 @@ def update_variants(
             ref = f" vs {refs[name][0]}" if refs and name in refs else ""
             out[name] = (f"{paths[name]} (trial {int(r['number'])}, ap {float(r['ap']):.4f}, "
                          f"{float(r['latency_ms']):.2f} ms <= {budget:.2f} ms{ref})")
+            if name in claims:
+                out[name] += f": {claims[name].text}"
         else:
             out[name] = f"none within {budget:.2f} ms"
     if label:
         sets = dict(rd.meta().get("variant_sets") or {})
         if paths:
             sets[label] = {"variants": {k: str(p.relative_to(rd.path)) for k, p in paths.items()},
-                           "budgets_ms": dict(budgets)}
+                           "budgets_ms": dict(budgets),
+                           "claims": {k: dataclasses.asdict(c) for k, c in claims.items()}}
             rd.update_meta(variant_sets=sets)
     else:
         rd.update_meta(
             variants={k: str(p.relative_to(rd.path)) for k, p in paths.items()},
             variant_budgets_ms=dict(budgets),
+            variant_claims={k: dataclasses.asdict(c) for k, c in claims.items()},
         )
+    if refs is not None:
+        rd.update_meta(reference_latency=ref_info, latency_warnings=list(warnings))
     return out
 
 
 def _fidelity(exp: Any) -> dict[str, Any]:
-    import dataclasses
-
     return dataclasses.asdict(exp.fidelity)
+
+
+def _check_reference_latencies(
+    specs: Mapping[str, Any], ref_info: dict[str, dict[str, Any]],
+    latency_of: Callable[..., float | None], can_measure: bool, warnings: list[str],
+) -> None:
+    """Collect every reference's latency into ``ref_info`` (with its params) and settle their
+    order (`nas.stability.settle_reference_order`), re-measuring when ``can_measure``."""
+    from models.complexity import complexity
+    from nas.stability import settle_reference_order
+
+    for name, spec in specs.items():
+        if size_of(name) is None:
+            continue
+        if latency_of(name, spec) is not None and name in ref_info:
+            ref_info[name]["params"] = int(complexity(spec, image_size=64).params)
+
+    def remeasure(name: str) -> dict[str, Any] | None:
+        ms = latency_of(name, specs[name], True)
+        return None if ms is None else dict(ref_info[name])
+
+    settle_reference_order(ref_info, remeasure if can_measure else None, warnings)
+
+
+def _variant_claims(
+    exp: Any, df: Any, chosen: Mapping[str, Any], refs: Mapping[str, tuple[str, float]] | None,
+    ref_rows: Mapping[str, Any], ref_info: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any]:
+    """``{variant: nas.noise.Claim}`` against its reference, for variants that have one."""
+    from nas.noise import claim, run_noise
+
+    band = run_noise(df, exp)
+    out = {}
+    for name, row in chosen.items():
+        if not refs or name not in refs:
+            continue
+        ref_name, ref_ms = refs[name]
+        ref_row = ref_rows.get(ref_name)
+        ref_ap = None if ref_row is None else finite_float(ref_row.get("ap"))
+        ref_n = None if ref_row is None else ref_row.get("repeats")
+        ref_cv = (ref_info.get(ref_name) or {}).get("cv")
+        out[name] = claim(float(row["ap"]), row.get("repeats"), float(row["latency_ms"]),
+                          row.get("lat_cv"), ref_ap, ref_n, ref_ms, ref_cv, band, ref_name)
+    return out
+
+
+def _cv_threshold(exp: Any) -> float:
+    from nas.trial import cv_threshold
+
+    return cv_threshold(_latency_settings(exp))
 
 
 def _latency_settings(exp: Any) -> dict[str, Any]:

@@ -53,9 +53,11 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--label: expected letters, digits, '_', '-', '.', got {args.label!r}")
     df = rd.live_trials(exp.storage)
     notes: list[str] = []
+    warnings: list[str] = []
     try:
         lines = update_variants(rd, exp, df, budgets=budgets, measure_missing=not args.no_measure,
-                                notes=notes, label=args.label, force=args.force)
+                                notes=notes, label=args.label, force=args.force,
+                                warnings=warnings)
     except VariantsError as exc:
         raise CliError(str(exc)) from None
     if not lines:
@@ -70,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
             fastest = f"the fastest valid trial takes {ms:.3f} ms"
         empty = ", ".join(f"{n} ({line})" for n, line in lines.items())
         raise CliError(f"no trial within any budget: {empty}; {fastest}; nothing written")
+    for warning in warnings:
+        print(f"WARNING: {warning}")
     for name, line in lines.items():
         print(f"variant {name}: {line}")
     for note in notes:
