@@ -38,7 +38,7 @@ FLOAT_COLUMNS = (
     "epochs", "epochs_done", "image_size", "train_images", "val_images", "seed",
     "lat_batch", "lat_image_size", "lat_p90_ms", "lat_cv",
     "c_latency_ms", "c_params", "c_gflops", "wall_s",
-    "ap_sd", "repeats", "ap_ci", "threads", "lat_repeats",
+    "ap_sd", "repeats", "ap_ci", "threads", "lat_repeats", "train_loss",
 )  # fmt: skip
 BOOL_COLUMNS = ("full_fidelity", "feasible", "latency_stable")
 TEXT_COLUMNS = ("recipe", "lat_device", "lat_backend", "lat_precision", "arch_file", "error")

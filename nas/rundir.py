@@ -55,6 +55,7 @@ METRIC_COLUMNS = (
 )
 NOISE_COLUMNS = (
     "ap_sd", "ap_seeds", "repeats", "ap_ci", "threads", "latency_stable", "lat_repeats",
+    "train_loss",
 )  # fmt: skip
 COLUMNS = (
     *METRIC_COLUMNS[:8],  # ap .. epochs_done

@@ -321,6 +321,8 @@ def _evaluate(
         if all(v is not None for v in values):
             rec[key] = float(sum(values) / len(values))
     rec.update(seed_summary([r.ap for r in runs]))
+    if runs[0].loss is not None:  # the main run's last training loss: a determinism fingerprint
+        rec["train_loss"] = float(runs[0].loss)
     if rec.get("ap") is None or not math.isfinite(rec["ap"]):
         raise FloatingPointError(f"final AP is {rec.get('ap')}")
     rec["epochs_done"] = int(out.get("epochs", f["epochs"]))
