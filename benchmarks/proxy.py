@@ -80,6 +80,8 @@ def main() -> None:
     ap.add_argument("--long-seeds", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "proxy"))
     ap.add_argument("--json", default=None, help="also write the calibration summary here")
+    ap.add_argument("--report-only", action="store_true",
+                    help="train nothing: the table of the trainings finished so far")
     args = ap.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     from nas.calibrate import run_calibration, summary
@@ -88,12 +90,14 @@ def main() -> None:
     t0 = time.perf_counter()
     cal = run_calibration(ROOT / "experiments" / "quickstart.yaml", args.out, archs=args.archs,
                           seeds=args.seeds, long_epochs=args.long_epochs,
-                          long_seeds=args.long_seeds)
+                          long_seeds=args.long_seeds, train=not args.report_only)
     wall = time.perf_counter() - t0
     print(f"\nproxy benchmark, quickstart space ({cal['archs']} archs; this session "
           f"{wall:.0f} s, load average {load0:.1f} -> {os.getloadavg()[0]:.1f}):\n")
     print_table(table(cal))
     print()
+    if cal.get("missing"):
+        print(f"({cal['missing']} trainings not finished yet: partial results)")
     print(f"short vs long: Kendall tau {cal['kendall_tau']}, Spearman {cal['spearman']}, "
           f"pairs ordered right {cal['pairs_correct']} of {cal['pairs']}")
     if args.json:

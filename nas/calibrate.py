@@ -61,10 +61,12 @@ def run_calibration(
     concurrency: int | None = None,
     address: str | None = None,
     progress: Callable[[str], None] | None = print,
+    train: bool = True,
 ) -> dict[str, Any]:
     """Run (or continue) a calibration into ``out_dir``; returns the calibration.json dict.
 
-    ``long_epochs`` defaults to 3x the experiment's epochs.
+    ``long_epochs`` defaults to 3x the experiment's epochs. ``train=False`` only summarises
+    the trainings already finished (``missing`` counts the others).
     """
     exp = load_experiment(experiment)
     long_epochs = long_epochs or 3 * exp.fidelity.epochs
@@ -86,7 +88,7 @@ def run_calibration(
     say(f"opennac calibrate: {len(candidates)} archs, {seeds} seed(s) at "
         f"{exp.fidelity.epochs} epochs, {long_seeds} at {long_epochs}: {len(jobs)} trainings, "
         f"{len(jobs) - len(pending)} done before, into {out}")
-    if pending:
+    if pending and train:
         data_path = _prepare_data(exp, out)
         specs = {c["arch_id"]: c["spec"] for c in candidates}
         _run_jobs(exp, out, data_path, specs, pending, jobs_dir, len(jobs) - len(pending),
