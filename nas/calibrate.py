@@ -173,12 +173,13 @@ def _jobs(exp: Experiment, candidates: list[dict[str, Any]], seeds: int, long_ep
           long_seeds: int) -> list[dict[str, Any]]:
     s0 = exp.fidelity.seed
     jobs = []
-    for c in candidates:  # short runs of every arch first: a stopped run is useful early
-        jobs += [{"arch_id": c["arch_id"], "label": c["label"], "kind": "short",
-                  "epochs": exp.fidelity.epochs, "seed": s0 + i} for i in range(seeds)]
-    for c in candidates:
-        jobs += [{"arch_id": c["arch_id"], "label": c["label"], "kind": "long",
-                  "epochs": long_epochs, "seed": s0 + i} for i in range(long_seeds)]
+    # Short runs first, then long ones, each seed over every arch before the next seed: a
+    # calibration stopped half-way already ranks every architecture.
+    for kind, epochs, count in (("short", exp.fidelity.epochs, seeds),
+                                ("long", long_epochs, long_seeds)):
+        for i in range(count):
+            jobs += [{"arch_id": c["arch_id"], "label": c["label"], "kind": kind,
+                      "epochs": epochs, "seed": s0 + i} for c in candidates]
     return jobs
 
 

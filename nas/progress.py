@@ -177,7 +177,7 @@ def front_table(front: Any, limit: int = 20) -> str:
     for _, r in front.head(limit).iterrows():
         params = f"{float(r['params']) / 1e6:.2f}M" if _has(r.get("params")) else "-"
         gflops = f"{float(r['gflops']):.3f}" if _has(r.get("gflops")) else "-"
-        ci = f"{float(r['ap_ci']):.4f}" if _has(r.get("ap_ci")) else "?"
+        ci = f"{float(r['ap_ci']):.4f}" if _has(r.get('ap_ci')) else "-"
         cv = f"{float(r['lat_cv']):.2f}" if _has(r.get("lat_cv")) else "-"
         if _false(r.get("latency_stable")):
             cv += "!"

@@ -28,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from nas.commands._common import print_json
     from nas.experiment import ExperimentError, load_experiment
+    from nas.noise import mark_ties, run_noise
     from nas.progress import fmt_duration, front_table
     from nas.rundir import RunDir, RunDirError
     from nas.search import pareto
@@ -43,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     df = rd.live_trials(exp.storage)
     counts = {str(k): int(v) for k, v in df["status"].value_counts().items()}
     running = [int(n) for n in df.loc[df["status"] == "RUNNING", "number"]]
-    front = pareto(df, exp.objectives)
+    band = run_noise(df, exp)
+    front = mark_ties(pareto(df, exp.objectives), band)
     elapsed = sum(float(s.get("elapsed_s") or 0) for s in meta.get("sessions") or [])
     finished = len(df) - len(running)
     info: dict[str, Any] = {
@@ -58,9 +60,11 @@ def run(args: argparse.Namespace) -> int:
         "running": running,
         "counts": counts,
         "front": [
-            {k: _plain(r.get(k)) for k in ("number", "ap", "latency_ms", "params", "arch_file")}
+            {k: _plain(r.get(k)) for k in ("number", "ap", "ap_ci", "tied_with", "latency_ms",
+                                           "lat_cv", "params", "arch_file")}
             for _, r in front.iterrows()
         ],
+        "noise": band.to_dict(),
         "variants": meta.get("variants") or {},
         "variant_budgets_ms": meta.get("variant_budgets_ms") or {},
     }
@@ -75,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
           f"scheduler {exp.scheduler.type}, concurrency {exp.budget.concurrency}")
     print(f"trials: {finished}{budget} finished ({tally or 'none'}); running {len(running)}"
           + (f" {running}" if running else ""))
+    print(f"noise: {band.describe()}")
     if len(front):
         print(f"Pareto front ({len(front)}):")
         print(front_table(front, limit=args.front))

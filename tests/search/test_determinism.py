@@ -48,3 +48,8 @@ def test_same_seed_same_ap_alone_or_beside_another(tmp_path: Path, tiny, ray_loc
     assert a["seed"] == b["seed"] == 3
     assert a["train_loss"] == b["train_loss"]  # bit for bit
     assert a["ap"] == b["ap"] and a["ap50"] == b["ap50"] and a["box_ap"] == b["box_ap"]
+    # one seed per trial: run.json says the noise is not measured, and the front says so too
+    noise = RunDir(beside).meta()["noise"]
+    assert noise["source"] == "none" and noise["seed_sd"] is None
+    assert {"ap_ci", "tied_with"} <= set((beside / "pareto.csv").read_text().splitlines()[0]
+                                          .split(","))
