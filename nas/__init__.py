@@ -17,6 +17,7 @@ _LAZY = {
     "run_search": "nas.search",
     "resume_search": "nas.search",
     "load_experiment": "nas.experiment",
+    "run_calibration": "nas.calibrate",
 }
 
 

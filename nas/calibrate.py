@@ -41,6 +41,7 @@ from nas.rundir import code_version, now_iso
 
 FORMAT = "opennac-calibration/1"
 PLAN_FORMAT = "opennac-calibration-plan/1"
+JOB_FORMAT = "opennac-calibration-job/1"
 SUMMARY_KEYS = (
     "archs", "kendall_tau", "spearman", "pairs_correct", "pairs", "seed_sd_short",
     "seed_sd_long", "short_epochs", "long_epochs", "seeds", "long_seeds",
@@ -190,7 +191,9 @@ def _job_path(jobs_dir: Path, job: dict[str, Any]) -> Path:
 def _read_job(jobs_dir: Path, job: dict[str, Any]) -> dict[str, Any]:
     path = _job_path(jobs_dir, job)
     try:
-        return {**job, **json.loads(path.read_text())}
+        doc = json.loads(path.read_text())
+        doc.pop("job", None)
+        return {**job, **doc}
     except (OSError, ValueError):
         return {**job, "status": "MISSING"}
 
@@ -262,7 +265,8 @@ def _run_jobs(exp: Experiment, out: Path, data_path: str, specs: dict[str, Any],
             rec = ray.get(ready[0])
             keep = {k: rec.get(k) for k in ("status", "error", "ap", "ap50", "box_ap",
                                             "train_s", "wall_s", "params", "threads")}
-            keep.update(created=now_iso(), code_version=code_version())
+            keep.update(format=JOB_FORMAT, job=job, created=now_iso(),
+                        code_version=code_version())
             if rec.get("status") == "COMPLETE":
                 _job_path(jobs_dir, job).write_text(json.dumps(keep, indent=1) + "\n")
             done += 1
