@@ -8,6 +8,7 @@ noise band, the claims and the report, all real.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -121,3 +122,32 @@ def test_reference_latencies_out_of_order_are_remeasured_then_reported() -> None
     warnings = []
     settle_reference_order(info(), None, warnings)
     assert "not re-measured" in warnings[0]
+
+
+@pytest.mark.slow
+def test_a_trial_trains_once_per_seed(tmp_path: Path, tiny) -> None:
+    from evaluators.synth import make_synthetic
+    from nas.search import trial_settings
+    from nas.trial import evaluate_candidate
+
+    exp = load_experiment(tiny("seeds", fidelity={"epochs": 1, "image_size": 64, "batch": 4,
+                                                  "seed": 7, "repeats": 2},
+                               noise={"reference_repeats": 3}))
+    data = make_synthetic(tmp_path / "data", "pose", images=8, image_size=64, seed=0)
+    settings = trial_settings(exp, str(data), tmp_path / "cache")
+    spec = exp.space_object().reference_specs()["yolo_nas_pose_n"]
+    seen: list[int] = []
+
+    def report(metrics: dict) -> None:  # only the main run (seed 7) reports per epoch
+        if "epoch" in metrics:
+            seen.append(metrics["seed"])
+
+    for reference, k in ((None, 2), ("yolo_nas_pose_n", 3)):
+        config = {"number": 0, "params": {}, "arch": spec.to_dict(), "arch_id": spec.arch_id,
+                  "reference": reference, "session": 1, "settings": settings}
+        rec = evaluate_candidate(config, report)
+        assert rec["status"] == "COMPLETE" and rec["repeats"] == k and rec["seed"] == 7
+        assert len(json.loads(rec["ap_seeds"])) == k
+        assert rec["ap"] == pytest.approx(sum(json.loads(rec["ap_seeds"])) / k, abs=1e-6)
+        assert rec["threads"] == 1 and rec["train_loss"] is not None
+    assert seen == [7, 7]
