@@ -9,9 +9,13 @@ architecture and passes its spec; the trial then:
    with its constraint values and never trained;
 2. measures the latency of the fused model on the target device (under the per-device lock,
    cached in ``RUN_DIR/latency_cache``) and checks ``max_latency_ms`` again;
-3. trains it with ``evaluators.trainer.train_candidate``, reporting ``{ap, latency_ms, epoch,
-   ...}`` to Ray Tune after each epoch (a scheduler such as ASHA may stop it there), and keeps
-   its trained (EMA) weights in ``RUN_DIR/weights`` when it completes (`nas.weights`);
+3. trains it with ``evaluators.trainer.train_candidate`` on ``fidelity.threads`` threads with
+   deterministic kernels, reporting ``{ap, latency_ms, epoch, ...}`` to Ray Tune after each
+   epoch (a scheduler such as ASHA may stop it there), and keeps its trained (EMA) weights in
+   ``RUN_DIR/weights`` when it completes (`nas.weights`); with ``fidelity.repeats`` (or
+   ``noise.reference_repeats`` for a reference point) it trains again with seeds ``seed+1``,
+   ... after that main run (whose weights are the kept ones), and its AP is the mean
+   (``ap_seeds``, ``ap_sd``: `nas.noise`);
 4. reports a final record with ``final: True`` and its status.
 
 An exception or a NaN loss ends the trial with status FAIL and its reason (the sweep goes on).
