@@ -333,6 +333,8 @@ def calibration_stats(exp: Experiment, candidates: list[dict[str, Any]],
         per_arch.append({
             "arch_id": c["arch_id"], "label": c["label"], "params": int(_params(c["spec"])),
             "short_aps": short, "long_aps": long,
+            "short_train_s": [r.get("train_s") for r in mine if r["kind"] == "short"],
+            "long_train_s": [r.get("train_s") for r in mine if r["kind"] == "long"],
             "short_mean": statistics.fmean(short) if short else None,
             "long_mean": statistics.fmean(long) if long else None,
         })  # fmt: skip
