@@ -63,6 +63,11 @@ class TrainingDiverged(RuntimeError):
         self.step = step
 
 
+# TrainConfig fields that choose the recipe and its switches: what experiments, `opennac
+# train` flags and kept weights carry from one training to the next (None: the recipe's).
+RECIPE_OPTIONS = ("recipe", "mosaic", "rot90", "mixup", "oks_area_factor")
+
+
 @dataclass
 class TrainConfig:
     """Fidelity and recipe of a short training run. ``train_images`` / ``val_images``: a count,
@@ -98,6 +103,10 @@ class TrainConfig:
     mosaic: bool | None = None
     rot90: bool | None = None
     mixup: bool | None = None
+    # Pose: OKS scale = box area x this, in the assigner and the loss. None: the recipe's (0.53,
+    # the reference's segment-area estimate); 1.0, the whole box, widens the OKS basin, which
+    # short low-resolution runs need to learn keypoints at all (docs/training.md).
+    oks_area_factor: float | None = None
     num_threads: int | None = 1  # CPU threads for torch; None leaves torch's setting
     deterministic: bool = False  # deterministic kernels where torch has them (the search: on)
     workers: int = 0  # DataLoader worker processes
@@ -119,6 +128,9 @@ class TrainConfig:
                 raise ValueError(f"{key}: expected a positive count or fraction, got {v!r}")
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or self.lr <= 0:
             raise ValueError(f"lr: expected a positive number, got {self.lr!r}")
+        f = self.oks_area_factor
+        if f is not None and (isinstance(f, bool) or not isinstance(f, (int, float)) or f <= 0):
+            raise ValueError(f"oks_area_factor: expected a positive number, got {f!r}")
         if not isinstance(self.device, str) or (
             self.device != "cpu" and not self.device.startswith("cuda")
         ):
@@ -153,21 +165,25 @@ class TrainConfig:
                 recipe.final_lr_ratio if self.final_lr_ratio is None else self.final_lr_ratio
             ),
             mosaic=aug.mosaic, rot90=aug.rot90, mixup=aug.mixup,
+            oks_area_factor=recipe.oks_area_factor if recipe.task == "pose" else None,
         )  # fmt: skip
 
     def get_recipe(self, spec: ArchSpec) -> Recipe:
-        """The recipe named here, else ``spec``'s; ValueError for an unknown name or a recipe
-        of the other task."""
+        """The recipe named here, else ``spec``'s, with this config's ``oks_area_factor``;
+        ValueError for an unknown name or a recipe of the other task."""
         if self.recipe is None:
-            return recipe_for(spec)
-        try:
-            recipe = get_recipe(self.recipe)
-        except KeyError as exc:
-            raise ValueError(f"recipe: {exc.args[0]}") from None
+            recipe = recipe_for(spec)
+        else:
+            try:
+                recipe = get_recipe(self.recipe)
+            except KeyError as exc:
+                raise ValueError(f"recipe: {exc.args[0]}") from None
         if recipe.task != spec.task:
             raise ValueError(
                 f"recipe: {recipe.label} is a {recipe.task} recipe, the model is {spec.task}"
             )
+        if self.oks_area_factor is not None and recipe.task == "pose":
+            recipe = dataclasses.replace(recipe, oks_area_factor=float(self.oks_area_factor))
         return recipe
 
     def to_dict(self) -> dict[str, Any]:
@@ -565,6 +581,7 @@ def _write_metrics(
 
 
 __all__ = [
+    "RECIPE_OPTIONS",
     "ModelEMA",
     "TrainConfig",
     "TrainResult",

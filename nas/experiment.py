@@ -96,6 +96,9 @@ class Fidelity:
     mosaic: bool | None = None
     rot90: bool | None = None
     mixup: bool | None = None
+    # Pose: OKS scale = box area x this (assigner and loss); None: the recipe's 0.53. 1.0 for
+    # short low-resolution runs, where 0.53 leaves keypoints almost unlearnt (docs/training.md).
+    oks_area_factor: float | None = None
     repeats: int = 1  # seeds per candidate (seed, seed+1, ...): the score is their mean AP
     threads: int = 1  # CPU threads per training, fixed so AP does not depend on the load
     deterministic: bool = True  # deterministic kernels where torch offers them
@@ -371,6 +374,12 @@ def _check(exp: Experiment, src: str) -> None:
             _positive(fail, f"fidelity.{key}", getattr(f, key))
     if f.lr is not None and not f.lr > 0:
         fail("fidelity.lr", f"expected a positive number, got {f.lr}")
+    if f.oks_area_factor is not None:
+        if exp.task != "pose":
+            fail("fidelity.oks_area_factor", "only a pose search scores keypoints by OKS")
+        if not f.oks_area_factor > 0:
+            fail("fidelity.oks_area_factor",
+                 f"expected a positive number, got {f.oks_area_factor}")  # fmt: skip
     if f.recipe is not None:
         from models.recipe import get_recipe, list_recipes
 

@@ -24,7 +24,6 @@ from typing import Any
 from nas.cli import CliError
 
 _OVERRIDES = ("image_size", "batch", "lr", "seed")
-_TRAINING_RECIPE = ("recipe", "mosaic", "rot90", "mixup")
 
 
 def is_run_dir(path: str | Path) -> bool:
@@ -68,7 +67,7 @@ def train_variant(args: argparse.Namespace) -> int:
     import dataclasses
 
     from evaluators.data import DataError, load_data_config
-    from evaluators.trainer import CHECKPOINT_NAME, TrainConfig
+    from evaluators.trainer import CHECKPOINT_NAME, RECIPE_OPTIONS, TrainConfig
     from models.archfile import ArchFileError, load_arch_record
     from nas.commands.export import kept_weights
     from nas.commands.train import train_and_report
@@ -105,10 +104,10 @@ def train_variant(args: argparse.Namespace) -> int:
     }  # fmt: skip
     if recipe.get("lr") is not None:
         options["lr"] = recipe["lr"]
-    for key in _TRAINING_RECIPE:  # the training recipe (models.recipe) and its switches
+    for key in RECIPE_OPTIONS:  # the training recipe (models.recipe) and its switches
         if recipe.get(key) is not None:
             options[key] = recipe[key]
-    flags = (*_OVERRIDES, *_TRAINING_RECIPE)
+    flags = (*_OVERRIDES, *RECIPE_OPTIONS)
     overridden = [k for k in flags if getattr(args, k, None) is not None]
     options.update({k: getattr(args, k) for k in overridden})
     if args.no_augment:

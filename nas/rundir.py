@@ -45,6 +45,7 @@ METRIC_COLUMNS = (
     "val_images",
     "seed",
     "recipe",  # how the candidate was trained: models.recipe.Recipe.label
+    "oks_area_factor",  # pose: the recipe's OKS scale, or the experiment's choice
     "lat_device",
     "lat_backend",
     "lat_precision",

@@ -246,7 +246,7 @@ def _evaluate(
             return
 
     # 3. short training, one report per epoch; with repeats, once per seed
-    from evaluators.trainer import TrainConfig, train_candidate
+    from evaluators.trainer import RECIPE_OPTIONS, TrainConfig, train_candidate
     from nas.noise import seed_summary, trial_seeds
 
     data = _data_config(s)
@@ -264,11 +264,14 @@ def _evaluate(
     }
     if f.get("lr") is not None:
         cfg_kwargs["lr"] = f["lr"]
-    for key in ("recipe", "mosaic", "rot90", "mixup"):  # None: the recipe's choice
+    for key in RECIPE_OPTIONS:  # None: the recipe's choice
         if f.get(key) is not None:
             cfg_kwargs[key] = f[key]
     cfg = TrainConfig(**cfg_kwargs)
-    rec["recipe"] = cfg.get_recipe(spec).label
+    recipe = cfg.get_recipe(spec)
+    rec["recipe"] = recipe.label
+    if recipe.task == "pose":
+        rec["oks_area_factor"] = recipe.oks_area_factor
     # The fidelity is known before training, so a trial stopped early (ASHA) records it too.
     for key, ann_file in (
         ("train_images", data.train_annotations),

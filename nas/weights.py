@@ -29,7 +29,8 @@ WEIGHTS_DIR = "weights"
 KEEP_CHOICES = ("front", "all", "none")
 RECIPE_KEYS = (
     "epochs", "batch", "lr", "image_size", "seed", "train_images", "val_images",
-    "recipe", "mosaic", "rot90", "mixup",  # the training recipe (models.recipe) and switches
+    # the training recipe (models.recipe) and its options (evaluators.trainer.RECIPE_OPTIONS)
+    "recipe", "mosaic", "rot90", "mixup", "oks_area_factor",
 )  # fmt: skip
 
 

@@ -85,6 +85,10 @@ def _add_recipe_flags(parser: argparse.ArgumentParser) -> None:
                        ("mixup", "MixUp (recipe: detection)")):  # fmt: skip
         parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=None,
                             help=f"{what}; default: as the recipe says")
+    parser.add_argument("--oks-area-factor", type=float, default=None, metavar="F",
+                        help="pose: OKS scale = box area x F in the assigner and the loss "
+                             "(default: the recipe's 0.53; 1.0 for short low-resolution runs, "
+                             "docs/training.md)")
 
 
 def _count(text: str) -> int | float:
@@ -103,7 +107,7 @@ def _count(text: str) -> int | float:
 
 def run(args: argparse.Namespace) -> int:
     from evaluators.data import DataError, load_data_config
-    from evaluators.trainer import TrainConfig
+    from evaluators.trainer import RECIPE_OPTIONS, TrainConfig
     from nas.commands._common import resolve_arch
     from nas.final import is_run_dir, train_variant
 
@@ -128,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     }  # fmt: skip
     if args.lr is not None:
         options["lr"] = args.lr
-    options.update({k: getattr(args, k) for k in ("recipe", "mosaic", "rot90", "mixup")})
+    options.update({k: getattr(args, k) for k in RECIPE_OPTIONS})
     if args.no_augment:
         options.update(affine=False, flip=False, hsv=False, mosaic=False, rot90=False,
                        mixup=False)

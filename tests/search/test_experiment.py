@@ -71,6 +71,7 @@ def test_unknown_top_level_key(tiny: Any, tmp_path: Path) -> None:
         ({"fidelity": {"recipe": "yolo_nas_x"}}, "fidelity.recipe", "unknown recipe"),
         ({"fidelity": {"recipe": "yolo_nas_s"}}, "fidelity.recipe", "detection recipe"),
         ({"fidelity": {"mosaic": "yes"}}, "fidelity.mosaic", "expected true or false"),
+        ({"fidelity": {"oks_area_factor": -0.5}}, "fidelity.oks_area_factor", "positive number"),
     ],
 )
 def test_bad_values_name_the_key(

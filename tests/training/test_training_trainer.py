@@ -169,3 +169,25 @@ def test_bad_checkpoint_file(tmp_path: Path) -> None:
     torch.save({"format": "other/1"}, bad)
     with pytest.raises(CheckpointError, match=r"key 'format' is 'other/1'"):
         load_checkpoint(bad)
+
+
+def test_oks_area_factor_option_reaches_the_loss_and_the_checkpoint(
+    pose_data: Path, tmp_path: Path
+) -> None:
+    from models.losses import loss_for
+
+    spec = get_preset("yolo_nas_pose_tiny")
+    assert TrainConfig().get_recipe(spec).oks_area_factor == 0.53  # the reference's
+    wide = TrainConfig(oks_area_factor=1.0).get_recipe(spec)
+    assert wide.oks_area_factor == 1.0 and wide.label == "yolo_nas_pose_n/v1"
+    assert loss_for(spec, wide).oks_area_factor == 1.0
+    with pytest.raises(ValueError, match="oks_area_factor: expected a positive number"):
+        TrainConfig(oks_area_factor=0)
+    det = get_preset("yolo_nas_tiny")  # detection has no OKS: the option leaves it alone
+    assert TrainConfig(oks_area_factor=1.0).get_recipe(det) == get_recipe("yolo_nas_s")
+
+    cfg = TrainConfig(epochs=1, train_images=6, oks_area_factor=1.0, **TINY)
+    train_candidate(spec, pose_data, cfg, out_dir=tmp_path)
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert ckpt["train_config"]["oks_area_factor"] == 1.0
+    assert ckpt["recipe"]["oks_area_factor"] == 1.0
