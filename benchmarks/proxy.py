@@ -15,8 +15,11 @@ at the defaults); run it in the background, e.g.
     .venv/bin/python benchmarks/proxy.py [--archs 12] [--seeds 2] [--long-epochs 90]
         [--long-seeds 2] [--out benchmarks/out/proxy] [--json OUT]
 
-Warm-started training (candidates that start from a parent's weights) will add rows here when it
-lands.
+``--start scratch,inherit,distill`` also scores the short runs warm-started (`nas.parent`):
+``inherit`` from a parent (``--parent-arch``, a reference point of the space, trained once for
+``--parent-epochs`` into the output folder), ``distill`` inheriting from it and taught by it
+(``--distill-weight``). The long runs, from scratch, are the ground truth for every start and
+are shared. Each start gets its table rows and its rank agreement with the long runs.
 """
 
 from __future__ import annotations
@@ -34,6 +37,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the packages, not benchmarks/models.py, are `models`
 
 
+def experiment_for(start: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The quickstart experiment with the short runs started as ``start`` says."""
+    import yaml
+
+    doc = yaml.safe_load((ROOT / "experiments" / "quickstart.yaml").read_text())
+    if start != "scratch":
+        doc["fidelity"]["init"] = {"parent": "train", "arch": args.parent_arch,
+                                   "epochs": args.parent_epochs}
+    if start == "distill":
+        doc["fidelity"]["distill"] = {"weight": args.distill_weight, "temperature": 1.0}
+    return doc
+
+
 def table(cal: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per fidelity: runs, seed sd of AP, mean AP, training wall time (mean per run,
     the fastest run: on a shared machine the fastest is the closest to an idle one, and
@@ -46,6 +62,7 @@ def table(cal: dict[str, Any]) -> list[dict[str, Any]]:
         runs = cal[f"runs_{kind}"]
         train = cal[f"train_s_{kind}"]
         rows.append({
+            "start": cal.get("start", "scratch") if kind == "short" else "scratch",
             "fidelity": f"{kind} ({epochs} epochs)",
             "archs": sum(1 for a in cal["per_arch"] if a[f"{kind}_aps"]),
             "seeds": seeds,
@@ -86,26 +103,43 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="also write the calibration summary here")
     ap.add_argument("--report-only", action="store_true",
                     help="train nothing: the table of the trainings finished so far")
+    ap.add_argument("--start", default="scratch",
+                    help="comma-separated: scratch, inherit, distill (default: scratch)")
+    ap.add_argument("--parent-arch", default="yolo_nas_pose_l",
+                    help="the parent: a reference point of the quickstart space")
+    ap.add_argument("--parent-epochs", type=int, default=60)
+    ap.add_argument("--distill-weight", type=float, default=1.0)
     args = ap.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     from nas.calibrate import run_calibration, summary
 
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
-    cal = run_calibration(ROOT / "experiments" / "quickstart.yaml", args.out, archs=args.archs,
-                          seeds=args.seeds, long_epochs=args.long_epochs,
-                          long_seeds=args.long_seeds, train=not args.report_only)
+    cals = {}
+    for start in args.start.split(","):
+        if start not in ("scratch", "inherit", "distill"):
+            ap.error(f"--start: expected scratch, inherit or distill, got {start!r}")
+        cals[start] = run_calibration(
+            experiment_for(start, args), args.out, archs=args.archs, seeds=args.seeds,
+            long_epochs=args.long_epochs, long_seeds=args.long_seeds,
+            train=not args.report_only,
+        )  # fmt: skip
     wall = time.perf_counter() - t0
-    print(f"\nproxy benchmark, quickstart space ({cal['archs']} archs; this session "
+    first = next(iter(cals.values()))
+    print(f"\nproxy benchmark, quickstart space ({first['archs']} archs; this session "
           f"{wall:.0f} s, load average {load0:.1f} -> {os.getloadavg()[0]:.1f}):\n")
-    print_table(table(cal))
+    rows = [r for i, cal in enumerate(cals.values()) for r in table(cal)
+            if i == 0 or r["fidelity"].startswith("short")]  # the long runs once
+    print_table(rows)
     print()
-    if cal.get("missing"):
-        print(f"({cal['missing']} trainings not finished yet: partial results)")
-    print(f"short vs long: Kendall tau {cal['kendall_tau']}, Spearman {cal['spearman']}, "
-          f"pairs ordered right {cal['pairs_correct']} of {cal['pairs']}")
+    for start, cal in cals.items():
+        if cal.get("missing"):
+            print(f"({start}: {cal['missing']} trainings not finished yet: partial results)")
+        print(f"{start}: short vs long: Kendall tau {cal['kendall_tau']}, Spearman "
+              f"{cal['spearman']}, pairs ordered right {cal['pairs_correct']} of {cal['pairs']}")
     if args.json:
-        Path(args.json).write_text(json.dumps(summary(cal), indent=1) + "\n")
+        Path(args.json).write_text(json.dumps({k: summary(c) for k, c in cals.items()},
+                                              indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -70,6 +70,13 @@ def run_calibration(
     the trainings already finished (``missing`` counts the others).
     """
     exp = load_experiment(experiment)
+    if exp.fidelity.init is not None:
+        from nas.parent import ParentError, check_init
+
+        try:
+            check_init(exp)
+        except ParentError as exc:
+            raise CalibrationError(str(exc)) from None
     long_epochs = long_epochs or 3 * exp.fidelity.epochs
     checks = (("--archs", archs, 3), ("--seeds", seeds, 1), ("--long-seeds", long_seeds, 1),
               ("--long-epochs", long_epochs, 1))
@@ -83,7 +90,9 @@ def run_calibration(
     _check_plan(out, plan)
     jobs_dir = out / "jobs"
     jobs_dir.mkdir(parents=True, exist_ok=True)
-    dump_experiment(exp, out / "experiment.yaml")
+    tag = start_tag(exp)
+    suffix = f"-{tag}" if tag else ""  # a folder keeps one calibration per kind of start
+    dump_experiment(exp, out / f"experiment{suffix}.yaml")
     jobs = _jobs(exp, candidates, seeds, long_epochs, long_seeds)
     pending = [j for j in jobs if not _job_path(jobs_dir, j).is_file()]
     say(f"opennac calibrate: {len(candidates)} archs, {seeds} seed(s) at "
@@ -96,9 +105,11 @@ def run_calibration(
                   len(jobs), concurrency or exp.budget.concurrency, address, say)
     results = [_read_job(jobs_dir, j) for j in jobs]
     cal = calibration_stats(exp, candidates, results, seeds, long_epochs, long_seeds)
-    (out / "calibration.json").write_text(json.dumps(cal, indent=1) + "\n")
+    cal["start"] = tag or "scratch"
+    cal["file"] = str(out / f"calibration{suffix}.json")
+    Path(cal["file"]).write_text(json.dumps(cal, indent=1) + "\n")
     try:
-        plot_calibration(cal, out / "calibration.png")
+        plot_calibration(cal, out / f"calibration{suffix}.png")
     except Exception as exc:  # noqa: BLE001 - the figure is a convenience
         say(f"note: calibration.png skipped: {exc}")
     return cal
@@ -135,7 +146,7 @@ def sample_archs(exp: Experiment, n: int) -> list[dict[str, Any]]:
 def _fingerprint(exp: Experiment) -> dict[str, Any]:
     """What makes one job's result valid for another run: everything but seeds and epochs."""
     fid = dataclasses.asdict(exp.fidelity)
-    for key in ("epochs", "seed", "repeats"):
+    for key in ("epochs", "seed", "repeats", "init", "distill"):  # warm starts: `start_tag`
         fid.pop(key)
     return {"task": exp.task, "space": {"name": exp.space.name, **exp.space.overrides},
             "data": dataclasses.asdict(exp.data), "fidelity": fid,
@@ -180,12 +191,28 @@ def _jobs(exp: Experiment, candidates: list[dict[str, Any]], seeds: int, long_ep
                                 ("long", long_epochs, long_seeds)):
         for i in range(count):
             jobs += [{"arch_id": c["arch_id"], "label": c["label"], "kind": kind,
-                      "epochs": epochs, "seed": s0 + i} for c in candidates]
+                      "epochs": epochs, "seed": s0 + i,
+                      "start": start_tag(exp) if kind == "short" else ""}
+                     for c in candidates]
     return jobs
 
 
+def start_tag(exp: Experiment) -> str:
+    """How the short runs start: "" from scratch, else a tag of ``fidelity.init`` and
+    ``fidelity.distill`` (one calibration folder keeps every kind of start side by side; the
+    long runs, always from scratch, are shared)."""
+    f = exp.fidelity
+    if f.init is None:
+        return ""
+    doc = {"init": dataclasses.asdict(f.init),
+           "distill": dataclasses.asdict(f.distill) if f.distill is not None else None}
+    digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{'distill' if f.distill is not None else 'inherit'}-{digest}"
+
+
 def _job_path(jobs_dir: Path, job: dict[str, Any]) -> Path:
-    return jobs_dir / f"{job['arch_id'][:12]}-e{job['epochs']}-s{job['seed']}.json"
+    start = f"-{job['start']}" if job.get("start") else ""
+    return jobs_dir / f"{job['arch_id'][:12]}-e{job['epochs']}-s{job['seed']}{start}.json"
 
 
 def _read_job(jobs_dir: Path, job: dict[str, Any]) -> dict[str, Any]:
@@ -245,6 +272,13 @@ def _run_jobs(exp: Experiment, out: Path, data_path: str, specs: dict[str, Any],
         base = trial_settings(exp, data_path, out / "latency_cache")
         base["constraints"] = {}
         base["latency"] = {**base["latency"], "predictor": None}
+        if exp.fidelity.init is not None:  # warm-started short runs; long runs from scratch
+            from nas.parent import ParentError, resolve_parent
+
+            try:
+                base["parent"] = resolve_parent(exp, out, base, say=say)["path"]
+            except ParentError as exc:
+                raise CalibrationError(str(exc)) from None
         remote = ray.remote(train_job).options(num_cpus=exp.resources.cpu,
                                                num_gpus=exp.resources.gpu)
         todo = list(pending)
@@ -256,6 +290,9 @@ def _run_jobs(exp: Experiment, out: Path, data_path: str, specs: dict[str, Any],
                 spec = specs[job["arch_id"]]
                 settings = {**base, "fidelity": {**base["fidelity"], "epochs": job["epochs"],
                                                  "seed": job["seed"], "repeats": 1}}
+                if job["kind"] == "long":  # the ground truth: a long run from scratch
+                    settings["parent"] = None
+                    settings["fidelity"].update(init=None, distill=None)
                 config = {"number": done + len(live), "params": {}, "arch": spec.to_dict(),
                           "arch_id": spec.arch_id, "reference": None, "session": 0,
                           "settings": settings, "skip_latency": True}

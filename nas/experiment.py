@@ -79,6 +79,29 @@ class DataSection:
 
 
 @dataclass
+class InitSection:
+    """``fidelity.init:`` where candidates start: ``scratch`` (the default, written as null) or a
+    parent whose weights every candidate inherits (docs/search.md, "Warm starts").
+
+    ``{parent: CKPT}`` an opennac-ckpt/1 file (same task, or detection for a pose search);
+    ``{parent: train, arch: NAME_OR_FILE, epochs: E}`` the search trains the parent once first
+    (a reference point of the space, e.g. ``yolo_nas_pose_l``, or a frozen architecture file) at
+    the experiment's fidelity for E epochs, cached in ``RUN_DIR/parent/``."""
+
+    parent: str
+    arch: str | None = None
+    epochs: int | None = None
+
+
+@dataclass
+class DistillSection:
+    """``fidelity.distill:`` the parent also teaches every candidate (knowledge distillation)."""
+
+    weight: float = 1.0
+    temperature: float = 1.0
+
+
+@dataclass
 class Fidelity:
     """``fidelity:`` how each candidate is trained (the short run that scores it)."""
 
@@ -102,6 +125,8 @@ class Fidelity:
     repeats: int = 1  # seeds per candidate (seed, seed+1, ...): the score is their mean AP
     threads: int = 1  # CPU threads per training, fixed so AP does not depend on the load
     deterministic: bool = True  # deterministic kernels where torch offers them
+    init: InitSection | None = None  # None / "scratch": every candidate from random weights
+    distill: DistillSection | None = None  # needs init.parent: the parent is the teacher
 
 
 @dataclass
@@ -330,6 +355,16 @@ def parse_experiment(doc: Any, source: str, base: Path | None = None) -> Experim
         raise ExperimentError(
             f"{source}: space: expected a mapping with 'name', got {_kind(space)}"
         )
+    fid = doc.get("fidelity")
+    if isinstance(fid, dict) and "init" in fid:
+        fid = doc["fidelity"] = dict(fid)
+        if fid["init"] == "scratch":
+            fid["init"] = None
+        elif isinstance(fid["init"], str):
+            raise ExperimentError(
+                f"{source}: fidelity.init: expected 'scratch' or a mapping with 'parent', "
+                f"got {fid['init']!r}"
+            )
     exp = _build(Experiment, doc, "", source)
     exp.source = source
     _check(exp, source)
@@ -340,7 +375,16 @@ def parse_experiment(doc: Any, source: str, base: Path | None = None) -> Experim
             exp.latency.predictor = _resolve(exp.latency.predictor, base)
         if exp.calibration is not None:
             exp.calibration = _resolve(exp.calibration, base)
+        init = exp.fidelity.init
+        if init is not None and init.parent != "train":
+            init.parent = _resolve(init.parent, base)
+        if init is not None and init.arch is not None and _looks_like_file(init.arch):
+            init.arch = _resolve(init.arch, base)
     return exp
+
+
+def _looks_like_file(name: str) -> bool:
+    return name.endswith((".yaml", ".yml", ".json")) or "/" in name
 
 
 def _resolve(path: str, base: Path) -> str:
@@ -393,6 +437,7 @@ def _check(exp: Experiment, src: str) -> None:
                  f"task is {exp.task}")  # fmt: skip
     _positive(fail, "fidelity.repeats", f.repeats)
     _positive(fail, "fidelity.threads", f.threads)
+    _check_init(f, fail)
     if exp.noise.reference_repeats is not None:
         _positive(fail, "noise.reference_repeats", exp.noise.reference_repeats)
     if not exp.noise.z > 0:
@@ -486,6 +531,30 @@ def _check_space(exp: Experiment, src: str) -> None:
         raise ExperimentError(
             f"{src}: task: {exp.task!r} does not match space {space.name!r} (task {space.task!r})"
         )
+
+
+def _check_init(f: Fidelity, fail: Any) -> None:
+    """``fidelity.init`` and ``fidelity.distill`` (the parent itself is loaded by the search)."""
+    init = f.init
+    if init is not None and init.parent == "train":
+        if init.arch is None:
+            fail("fidelity.init.arch", "parent: train needs the parent's architecture (a "
+                 "reference point of the space, e.g. yolo_nas_pose_l, or a frozen file)")
+        if init.epochs is None:
+            fail("fidelity.init.epochs", "parent: train needs the parent's training epochs")
+        _positive(fail, "fidelity.init.epochs", init.epochs)
+    elif init is not None:
+        for key in ("arch", "epochs"):
+            if getattr(init, key) is not None:
+                fail(f"fidelity.init.{key}", "only with parent: train (a parent checkpoint "
+                     "already has its architecture and training)")
+    if f.distill is not None:
+        if init is None:
+            fail("fidelity.distill", "needs fidelity.init: {parent: ...} (the parent teaches)")
+        for key in ("weight", "temperature"):
+            if not getattr(f.distill, key) > 0:
+                fail(f"fidelity.distill.{key}",
+                     f"expected a positive number, got {getattr(f.distill, key)}")
 
 
 def _positive(fail: Any, key: str, value: int, minimum: int = 1) -> None:

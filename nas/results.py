@@ -41,7 +41,9 @@ FLOAT_COLUMNS = (
     "ap_sd", "repeats", "ap_ci", "threads", "lat_repeats", "train_loss",
 )  # fmt: skip
 BOOL_COLUMNS = ("full_fidelity", "feasible", "latency_stable")
-TEXT_COLUMNS = ("recipe", "lat_device", "lat_backend", "lat_precision", "arch_file", "error")
+TEXT_COLUMNS = (
+    "recipe", "init", "lat_device", "lat_backend", "lat_precision", "arch_file", "error",
+)  # fmt: skip
 INT_COLUMNS = ("number", "reused_from")
 # Run statuses (run.json) during which the reference point is not saved yet.
 _LIVE_RUN_STATUSES = {"created", "starting", "running", "pending", "resuming"}

@@ -46,6 +46,9 @@ METRIC_COLUMNS = (
     "seed",
     "recipe",  # how the candidate was trained: models.recipe.Recipe.label
     "oks_area_factor",  # pose: the recipe's OKS scale, or the experiment's choice
+    "init",  # how the candidate started: "scratch" or "parent" (fidelity.init, nas.parent)
+    "inherited_fraction",  # of its parameters, the share inherited from the parent
+    "distill_weight",  # fidelity.distill.weight when the parent also taught it
     "lat_device",
     "lat_backend",
     "lat_precision",

@@ -161,6 +161,13 @@ class _Session:
         except ValueError as exc:
             raise SearchError(str(exc)) from None
         self.settings = self._settings(self._prepare_data())
+        if exp.fidelity.init is not None:
+            from nas.parent import ParentError, check_init
+
+            try:
+                check_init(exp)
+            except ParentError as exc:
+                raise SearchError(str(exc)) from None
         self.study = self._open_study(sampler)
         deadline = None
         if exp.budget.wall_time_s is not None:
@@ -295,6 +302,12 @@ class _Session:
                 )
                 ray.init(num_cpus=cpus, include_dashboard=False, **kwargs)
             started = True
+        try:
+            self._parent()
+        except BaseException:
+            if started:
+                ray.shutdown()
+            raise
         resources: dict[str, float] = {"cpu": exp.resources.cpu, "gpu": exp.resources.gpu}
         if exp.resources.accelerator_type:
             resources[f"accelerator_type:{exp.resources.accelerator_type}"] = 0.001
@@ -326,6 +339,20 @@ class _Session:
                 signal.signal(signal.SIGTERM, previous)
             if started:
                 ray.shutdown()
+
+    def _parent(self) -> None:
+        """Warm starts: find, check or train the parent, before any trial (`nas.parent`)."""
+        from nas.parent import ParentError, resolve_parent
+
+        if self.exp.fidelity.init is None:
+            return
+        say = print if self.show else (lambda _line: None)
+        try:
+            record = resolve_parent(self.exp, self.rd.path, self.settings, say=say)
+        except ParentError as exc:
+            raise SearchError(str(exc)) from None
+        self.settings["parent"] = record["path"]
+        self.rd.update_meta(parent=record)
 
     # -- after each trial and at the end ----------------------------------------------------------
     def _on_finish(self, frozen: Any) -> None:

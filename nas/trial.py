@@ -246,28 +246,12 @@ def _evaluate(
             return
 
     # 3. short training, one report per epoch; with repeats, once per seed
-    from evaluators.trainer import RECIPE_OPTIONS, TrainConfig, train_candidate
+    from evaluators.trainer import train_candidate
     from nas.noise import seed_summary, trial_seeds
 
     data = _data_config(s)
     f = s["fidelity"]
-    cfg_kwargs: dict[str, Any] = {
-        "epochs": f["epochs"],
-        "image_size": f["image_size"],
-        "batch": f["batch"],
-        "train_images": f["train_images"],
-        "val_images": f["val_images"],
-        "seed": f["seed"],
-        "device": s["train_device"],
-        "num_threads": int(f.get("threads") or 1),
-        "deterministic": bool(f.get("deterministic", True)),
-    }
-    if f.get("lr") is not None:
-        cfg_kwargs["lr"] = f["lr"]
-    for key in RECIPE_OPTIONS:  # None: the recipe's choice
-        if f.get(key) is not None:
-            cfg_kwargs[key] = f[key]
-    cfg = TrainConfig(**cfg_kwargs)
+    cfg = train_config(s)
     recipe = cfg.get_recipe(spec)
     rec["recipe"] = recipe.label
     if recipe.task == "pose":
@@ -308,6 +292,11 @@ def _evaluate(
         if quiet is not None:  # the repeats of a trial report nothing per epoch (ASHA
             quiet.breathe()   # ranks the main run); they still let a measurement in
 
+    parent = s.get("parent")  # a warm start: every run inherits from (and maybe distills) it
+    warm = {"init": parent, **({"teacher": parent} if f.get("distill") else {})} if parent else {}
+    rec["init"] = "parent" if parent else "scratch"
+    if parent and f.get("distill"):
+        rec["distill_weight"] = float(f["distill"]["weight"])
     seeds = trial_seeds(f, config.get("reference"), s.get("reference_repeats"))
     t_train = time.perf_counter()
     runs = []
@@ -317,7 +306,10 @@ def _evaluate(
             runs.append(train_candidate(
                 spec, data, run_cfg, callback=on_epoch if i == 0 else on_repeat_epoch,
                 out_dir=weights.work_dir if i == 0 else None,  # the main run's weights are kept
+                **warm,
             ))
+            if i == 0 and getattr(runs[0], "inherited_fraction", None) is not None:
+                rec["inherited_fraction"] = round(float(runs[0].inherited_fraction), 6)
             ap = float(runs[-1].ap)
             if not math.isfinite(ap):
                 raise FloatingPointError(f"final AP is {ap} (seed {seed})")
@@ -339,6 +331,34 @@ def _evaluate(
     rec["full_fidelity"] = rec["epochs_done"] >= f["epochs"]
     rec["status"] = "COMPLETE"
     weights.keep(rec)
+
+
+def train_config(s: dict[str, Any], epochs: int | None = None) -> Any:
+    """The `evaluators.trainer.TrainConfig` of a trial's ``settings``. With ``epochs``: the
+    parent's training (`nas.parent`): that length, and no distillation (nothing teaches it)."""
+    from evaluators.trainer import RECIPE_OPTIONS, TrainConfig
+
+    f = s["fidelity"]
+    kwargs: dict[str, Any] = {
+        "epochs": epochs or f["epochs"],
+        "image_size": f["image_size"],
+        "batch": f["batch"],
+        "train_images": f["train_images"],
+        "val_images": f["val_images"],
+        "seed": f["seed"],
+        "device": s["train_device"],
+        "num_threads": int(f.get("threads") or 1),
+        "deterministic": bool(f.get("deterministic", True)),
+    }
+    if f.get("lr") is not None:
+        kwargs["lr"] = f["lr"]
+    for key in RECIPE_OPTIONS:  # None: the recipe's choice
+        if f.get(key) is not None:
+            kwargs[key] = f[key]
+    if f.get("distill") and epochs is None:
+        kwargs["distill_weight"] = float(f["distill"]["weight"])
+        kwargs["distill_temperature"] = float(f["distill"]["temperature"])
+    return TrainConfig(**kwargs)
 
 
 _COUNTS: dict[tuple[str, int, Any, int], int] = {}

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
           f"({cal['seed_dof_long']} dof)")
     if cal.get("missing"):
         print(f"note: {cal['missing']} training(s) failed or are missing; run again to retry")
-    print(f"wrote {out / 'calibration.json'}, {out / 'calibration.png'}")
+    print(f"wrote {cal['file']} and its .png")
     if args.json:
         print_json(summary(cal))
     return 0
