@@ -228,6 +228,7 @@ class TrainResult:
     task: str = "detection"
     arch_id: str = ""
     recipe: str | None = None  # Recipe.label, "yolo_nas_pose_s/v1"
+    inherited_fraction: float | None = None  # of the parameters, from ``init``; None: scratch
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -252,9 +253,12 @@ def train_candidate(
 
     ``data`` is a DataConfig or a data YAML / directory. With ``out_dir``, ``last.pt`` and
     ``metrics.json`` are written there after every epoch; ``resume=True`` continues from
-    ``out_dir/last.pt`` when it exists (otherwise starts afresh). ``init``: a checkpoint of
-    the same architecture whose (EMA) weights the run starts from instead of a fresh
-    initialisation; the checkpoints' ``train_config`` records it (``init``).
+    ``out_dir/last.pt`` when it exists (otherwise starts afresh). ``init``: a checkpoint whose
+    (EMA) weights the run starts from instead of a fresh initialisation: loaded exactly when
+    it has the same architecture, inherited (`evaluators.inherit`) from another architecture of
+    the same task or from a detection checkpoint for a pose spec; ValueError naming the file
+    otherwise. The checkpoints' ``train_config`` records ``init`` and ``inherited_fraction``
+    (also in the result; None from scratch).
     """
     from models.losses import loss_for
 
@@ -288,7 +292,7 @@ def train_candidate(
         if not len(train_ds):
             raise ValueError(f"{data.train_annotations}: no training images")
 
-        model = _training_model(spec, recipe, device, init)
+        model, inherited = _initial_model(spec, recipe, device, init)
         loss_fn = loss_for(spec, recipe)
         optimizer = _optimizer(model, cfg.lr, _weight_decay(cfg, spec.task))
         ema = ModelEMA(model, cfg.ema_decay, cfg.ema_tau) if cfg.ema else None
@@ -358,7 +362,8 @@ def train_candidate(
                     ckpt_path, spec=spec, model=model, epoch=epoch, metrics=metrics,
                     fidelity={**fidelity, "epochs_done": epoch}, ema=ema.module if ema else None,
                     optimizer=optimizer, history=history,
-                    train_config={**cfg.to_dict(), "init": str(init) if init else "scratch"},
+                    train_config={**cfg.to_dict(), "init": str(init) if init else "scratch",
+                                  "inherited_fraction": inherited},
                     wall_s=record["wall_s"], recipe=recipe.to_dict(),
                 )  # fmt: skip
                 _write_metrics(ckpt_path.parent, metrics, fidelity, history, epoch)
@@ -381,6 +386,7 @@ def train_candidate(
             task=spec.task,
             arch_id=spec.arch_id,
             recipe=recipe.label,
+            inherited_fraction=inherited,
             history=history,
         )
 
@@ -491,13 +497,20 @@ def _training_model(
 ) -> nn.Module:
     """A network of ``spec`` on ``device`` with the recipe's BatchNorm momentum, freshly
     initialised or started from the (EMA) weights of checkpoint ``init``."""
+    return _initial_model(spec, recipe, device, init)[0]
+
+
+def _initial_model(
+    spec: ArchSpec, recipe: Recipe, device: torch.device, init: str | Path | None = None
+) -> tuple[nn.Module, float | None]:
+    """`_training_model` and the fraction of parameters inherited from ``init`` (None without
+    one; 1.0 for a checkpoint of the same architecture)."""
     from models.build import build_model
 
     model = build_model(spec)
-    if init is not None:
-        _load_init(model, init, spec)
-    set_bn_momentum(model, recipe.bn_momentum)
-    return model.to(device)
+    fraction = _load_init(model, init, spec) if init is not None else None
+    set_bn_momentum(model, recipe.bn_momentum)  # after loading: the recipe's, not the parent's
+    return model.to(device), fraction
 
 
 def _device(name: str) -> torch.device:
@@ -544,15 +557,19 @@ def _lr_schedule(cfg: TrainConfig, task: str, steps_per_epoch: int) -> Callable[
     return lr_at
 
 
-def _load_init(model: nn.Module, path: str | Path, spec: ArchSpec) -> None:
-    """Start ``model`` from the (EMA) weights of checkpoint ``path`` (same architecture)."""
+def _load_init(model: nn.Module, path: str | Path, spec: ArchSpec) -> float:
+    """Start ``model`` from the (EMA) weights of checkpoint ``path``: loaded exactly for the
+    same architecture, inherited (`evaluators.inherit`) for another one of the same task or a
+    detection parent for pose. Returns the fraction of parameters inherited."""
     from evaluators.checkpoint import model_from_checkpoint
+    from evaluators.inherit import check_init_compatible, inherit_weights
 
     source, doc = model_from_checkpoint(path, use_ema=True)
-    if doc["spec"].arch_id != spec.arch_id:
-        raise ValueError(f"{path}: init checkpoint of another architecture "
-                         f"({doc['spec'].short_id}, expected {spec.short_id})")
-    model.load_state_dict(source.state_dict())
+    if doc["spec"].arch_id == spec.arch_id:
+        model.load_state_dict(source.state_dict())
+        return 1.0
+    check_init_compatible(spec, doc["spec"], path)
+    return inherit_weights(model, spec, source, doc["spec"]).fraction
 
 
 def _restore(

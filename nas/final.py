@@ -70,7 +70,7 @@ def train_variant(args: argparse.Namespace) -> int:
     from evaluators.trainer import CHECKPOINT_NAME, RECIPE_OPTIONS, TrainConfig
     from models.archfile import ArchFileError, load_arch_record
     from nas.commands.export import kept_weights
-    from nas.commands.train import train_and_report
+    from nas.commands.train import init_checkpoint, train_and_report
     from nas.experiment import ExperimentError, load_experiment
     from nas.rundir import RunDir, RunDirError
 
@@ -87,6 +87,8 @@ def train_variant(args: argparse.Namespace) -> int:
     init = kept_weights(str(path)) if args.init == "search" else None
     if args.init == "search" and init is None:
         raise CliError(f"--init search: {path} names no kept weights (provenance.checkpoint)")
+    if args.init not in ("scratch", "search"):
+        init = init_checkpoint(args.init, record.spec)
     recipe = dict(record.provenance.get("recipe") or dataclasses.asdict(exp.fidelity))
     own_data = args.data is None
     try:

@@ -5,6 +5,7 @@ Example:
     $ opennac data synth data/synth_det --task detection --images 64 --image-size 96
     $ opennac train yolo_nas_tiny --data data/synth_det --epochs 20 --image-size 96 --json
     $ opennac train runs/quickstart --variant m --epochs 60 --init search
+    $ opennac train child.yaml --data data/synth_det --init runs/train/yolo_nas_tiny/last.pt
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ def register(subparsers: Any) -> None:
         "train",
         help="train a preset, an architecture file or a search's variant; report COCO AP",
         description=(
-            "Train a preset (e.g. yolo_nas_tiny) or a frozen architecture file from scratch on a "
-            "COCO-format data set (a data YAML, or a folder holding data.yaml), evaluating COCO "
+            "Train a preset (e.g. yolo_nas_tiny) or a frozen architecture file from scratch "
+            "(or from a checkpoint's weights, --init CKPT) on a COCO-format data set (a data YAML, or a folder holding data.yaml), evaluating COCO "
             "AP (pycocotools; OKS AP for pose) after every epoch. Writes OUT/last.pt (checkpoint, "
             "format opennac-ckpt/1) and OUT/metrics.json. With a run directory and --variant, "
             "trains that variant with the run's recipe (batch, lr, image size, seed, epochs and "
@@ -40,9 +41,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--variant", default=None, metavar="NAME",
                         help="with a run directory: the variant to train (m, or LABEL/NAME for "
                              "RUN_DIR/variants/LABEL/NAME.yaml)")
-    parser.add_argument("--init", choices=("scratch", "search"), default="scratch",
-                        help="with --variant: start from scratch (default) or from the "
-                             "variant's kept weights")
+    parser.add_argument("--init", default="scratch", metavar="scratch|search|CKPT",
+                        help="start from scratch (default); from a checkpoint CKPT (an "
+                             "opennac-ckpt/1 file: the same architecture loads exactly, another "
+                             "one of the same task, or a detection checkpoint for a pose model, "
+                             "inherits its weights: docs/training.md, 'Weight inheritance'); "
+                             "or, with --variant, 'search': the variant's kept weights")
     parser.add_argument("--epochs", type=int, default=None, metavar="N",
                         help="default 10 (a run's recipe with --variant)")
     parser.add_argument("--image-size", type=int, default=None, metavar="PIXELS",
@@ -113,8 +117,9 @@ def run(args: argparse.Namespace) -> int:
 
     if is_run_dir(args.arch):
         return train_variant(args)
-    if args.variant is not None or args.init != "scratch":
-        raise CliError(f"--variant and --init need a run directory; {args.arch} is not one")
+    if args.variant is not None or args.init == "search":
+        raise CliError(f"--variant and --init search need a run directory; {args.arch} is not "
+                       "one")
     if args.data is None:
         raise CliError("--data: required (a data YAML or a folder holding data.yaml)")
     for key, default in (("epochs", 10), ("image_size", 320), ("batch", 16), ("seed", 0)):
@@ -143,7 +148,25 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--{str(exc).split(':')[0].replace('_', '-')}: "
                        f"{str(exc).split(':', 1)[-1].strip()}") from None
     out = Path(args.out) if args.out else Path("runs") / "train" / name
-    return train_and_report(spec, name, data, cfg, out, args)
+    init = init_checkpoint(args.init, spec) if args.init != "scratch" else None
+    return train_and_report(spec, name, data, cfg, out, args, init=init)
+
+
+def init_checkpoint(text: str, spec: Any) -> Path:
+    """The ``--init CKPT`` file, checked before training: it exists, is an OpenNAC checkpoint,
+    and may start a model of ``spec`` (`evaluators.inherit.check_init_compatible`)."""
+    from evaluators.checkpoint import load_checkpoint
+    from evaluators.inherit import check_init_compatible
+
+    path = Path(text)
+    if not path.is_file():
+        raise CliError(f"--init {text}: no such checkpoint file (expected scratch, search with "
+                       "a run directory, or an opennac-ckpt/1 file)")
+    try:
+        check_init_compatible(spec, load_checkpoint(path)["spec"], path)
+    except ValueError as exc:  # CheckpointError included
+        raise CliError(f"--init: {exc}") from None
+    return path
 
 
 def train_and_report(spec: Any, name: str, data: Any, cfg: Any, out: Path,
@@ -182,4 +205,7 @@ def train_and_report(spec: Any, name: str, data: Any, cfg: Any, out: Path,
         print(f"done: AP {result.ap:.4f}, AP50 {result.ap50:.4f}{box} after {result.epochs} "
               f"epochs on {result.train_images} images ({result.wall_s:.1f}s); "
               f"checkpoint {result.checkpoint}")
+    if init is not None and result.inherited_fraction is not None:
+        print(f"init {init}: {result.inherited_fraction:.1%} of the parameters inherited",
+              file=log)
     return 0
