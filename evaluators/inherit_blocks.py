@@ -90,7 +90,7 @@ class Copier:
                 c = p = torch.arange(dst.shape[d])
             else:
                 if m.numel() != dst.shape[d]:
-                    raise ValueError(f"channel map of {m.numel()} for a dimension of {dst.shape[d]}")
+                    raise ValueError(f"map of {m.numel()} for a dimension of {dst.shape[d]}")
                 keep = m >= 0
                 c, p = keep.nonzero().flatten(), m[keep]
                 if c.numel() != src.shape[d] or not torch.equal(c, p):

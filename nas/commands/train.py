@@ -24,9 +24,10 @@ def register(subparsers: Any) -> None:
         help="train a preset, an architecture file or a search's variant; report COCO AP",
         description=(
             "Train a preset (e.g. yolo_nas_tiny) or a frozen architecture file from scratch "
-            "(or from a checkpoint's weights, --init CKPT) on a COCO-format data set (a data YAML, or a folder holding data.yaml), evaluating COCO "
-            "AP (pycocotools; OKS AP for pose) after every epoch. Writes OUT/last.pt (checkpoint, "
-            "format opennac-ckpt/1) and OUT/metrics.json. With a run directory and --variant, "
+            "(or from a checkpoint's weights, --init CKPT) on a COCO-format data set (a data "
+            "YAML, or a folder holding data.yaml), evaluating COCO AP (pycocotools; OKS AP for "
+            "pose) after every epoch. Writes OUT/last.pt (checkpoint, format opennac-ckpt/1) "
+            "and OUT/metrics.json. With a run directory and --variant, "
             "trains that variant with the run's recipe (batch, lr, image size, seed, epochs and "
             "image subsets of its kept weights; --epochs, --data and the recipe flags override) "
             "on the run's data, from scratch or from its kept weights (--init search), into "

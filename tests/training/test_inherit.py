@@ -105,14 +105,15 @@ def test_narrower_shallower_takes_top_l1_slices_everywhere() -> None:
     for branch in ("conv3", "conv1"):
         want = getattr(P.stages[1].down, branch).weight[:, sel]
         assert torch.equal(getattr(C.stages[1].down, branch).weight, want)
-    up2_p, up2_c = parent.neck.up2.reduce_skip2.conv.weight, child.neck.up2.reduce_skip2.conv.weight
-    assert torch.equal(up2_c, up2_p[:, sel])
+    up2_p, up2_c = parent.neck.up2.reduce_skip2, child.neck.up2.reduce_skip2
+    assert torch.equal(up2_c.conv.weight, up2_p.conv.weight[:, sel])
     # stage 1's downsample, also narrower: top-L1 of conv3 + conv1 filters, body inputs follow
     pd = P.stages[0].down
     score = pd.conv3.weight.abs().sum((1, 2, 3)) + pd.conv1.weight.abs().sum((1, 2, 3))
     dsel = score.topk(8).indices.sort().values
     assert torch.equal(C.stages[0].down.conv3.weight, pd.conv3.weight[dsel])
-    assert torch.equal(C.stages[0].body.path1.conv.weight, P.stages[0].body.path1.conv.weight[:, dsel])
+    want = P.stages[0].body.path1.conv.weight[:, dsel]
+    assert torch.equal(C.stages[0].body.path1.conv.weight, want)
 
     # stage 2 is shallower (2 -> 1 block) and narrower (16 -> 8 hidden)
     pb, cb = P.stages[1].body, C.stages[1].body
