@@ -34,7 +34,8 @@ def resolve_parent(exp: Any, run_dir: Path, settings: dict[str, Any],
     if init is None:
         return None
     if init.parent != "train":
-        record = check_parent(init.parent, exp.task, distill=exp.fidelity.distill is not None)
+        child = exp.space_object().sample_random(0)
+        record = check_parent(init.parent, child, distill=exp.fidelity.distill is not None)
         return {**record, "trained_here": False}
     spec = parent_spec(exp)
     path = Path(run_dir) / PARENT_DIR / "last.pt"
@@ -62,23 +63,23 @@ def check_init(exp: Any) -> None:
     if init.parent == "train":
         parent_spec(exp)
     else:
-        check_parent(init.parent, exp.task, distill=exp.fidelity.distill is not None)
+        child = exp.space_object().sample_random(0)  # every candidate has its task and keypoints
+        check_parent(init.parent, child, distill=exp.fidelity.distill is not None)
 
 
-def check_parent(path: str | Path, task: str, distill: bool = False) -> dict[str, Any]:
-    """The record of a parent checkpoint, refusing one of an unusable task."""
+def check_parent(path: str | Path, child: Any, distill: bool = False) -> dict[str, Any]:
+    """The record of a parent checkpoint, refusing one that cannot start (or teach) a model
+    like ``child`` (an ArchSpec of the search's space)."""
     from evaluators.checkpoint import CheckpointError, load_checkpoint
+    from evaluators.inherit import check_init_compatible
 
     try:
         doc = load_checkpoint(path)
-    except CheckpointError as exc:
+        check_init_compatible(child, doc["spec"], path)
+    except (CheckpointError, ValueError) as exc:
         raise ParentError(f"fidelity.init.parent: {exc}") from None
     ptask = doc["spec"].task
-    allowed = ("pose", "detection") if task == "pose" else ("detection",)
-    if ptask not in allowed:
-        raise ParentError(f"fidelity.init.parent: {path} is a {ptask} checkpoint; a {task} "
-                          f"search inherits from {' or '.join(allowed)} checkpoints")
-    if distill and ptask != task:
+    if distill and ptask != child.task:
         raise ParentError(f"fidelity.distill: the parent {path} is a {ptask} model; it can "
                           f"only teach a {ptask} search")
     return _record(Path(path), doc)

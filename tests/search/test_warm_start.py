@@ -18,6 +18,7 @@ from nas.experiment import ExperimentError, load_experiment
 from nas.parent import ParentError, check_init, check_parent, parent_spec, resolve_parent
 from nas.rundir import RunDir
 from nas.search import SearchError, run_search, trial_settings
+from search_spaces import get_space
 
 PARENT = {"parent": "train", "arch": "yolo_nas_pose_n", "epochs": 1}
 
@@ -82,17 +83,24 @@ def test_parent_path_resolves_against_the_file(tiny: Any, tmp_path: Path) -> Non
 
 # -- the parent checks --------------------------------------------------------------------------
 def test_parent_checks_refuse_what_cannot_be_inherited(tmp_path: Path) -> None:
+    import dataclasses
+
     pose, det = _ckpt(tmp_path, "yolo_nas_pose_tiny"), _ckpt(tmp_path, "yolo_nas_tiny")
-    assert check_parent(det, "pose")["task"] == "detection"  # backbone and neck for a pose one
-    with pytest.raises(ParentError, match="pose checkpoint; a detection search inherits"):
-        check_parent(pose, "detection")
+    pose_child = get_space("yolo_nas_pose", width_scale=0.25).sample_random(0)
+    det_child = get_space("yolo_nas", width_scale=0.25).sample_random(0)
+    assert check_parent(det, pose_child)["task"] == "detection"  # backbone and neck for pose
+    with pytest.raises(ParentError, match="a pose model cannot start a detection model"):
+        check_parent(pose, det_child)
     with pytest.raises(ParentError, match="fidelity.distill: .* detection model"):
-        check_parent(det, "pose", distill=True)
+        check_parent(det, pose_child, distill=True)
+    other = dataclasses.replace(pose_child, num_keypoints=5)
+    with pytest.raises(ParentError, match="predicts 17 keypoints, the model 5"):
+        check_parent(pose, other)
     with pytest.raises(ParentError, match=f"fidelity.init.parent: {tmp_path / 'none.pt'}"):
-        check_parent(tmp_path / "none.pt", "pose")
+        check_parent(tmp_path / "none.pt", pose_child)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ParentError, match="junk.pt: not an OpenNAC checkpoint"):
-        check_parent(tmp_path / "junk.pt", "pose")
+        check_parent(tmp_path / "junk.pt", pose_child)
 
 
 def test_parent_arch_is_a_scaled_reference_point_or_a_file(tiny: Any, tmp_path: Path) -> None:
@@ -121,7 +129,6 @@ def test_search_with_a_bad_parent_leaves_nothing(tiny: Any, tmp_path: Path) -> N
 @pytest.mark.slow
 def test_parent_trained_once_then_reused_or_continued(tiny: Any, tmp_path: Path,
                                                       ray_local: Any) -> None:  # fmt: skip
-    pytest.importorskip("evaluators.inherit")  # TEMP until the inheritance branch merges
     from evaluators.synth import make_synthetic
 
     exp = load_experiment(tiny("par", fidelity=_fidelity(init=PARENT)))
@@ -149,7 +156,6 @@ def test_parent_trained_once_then_reused_or_continued(tiny: Any, tmp_path: Path,
 @pytest.mark.slow
 def test_sweep_inherits_from_and_distills_the_parent(tiny: Any, tmp_path: Path,
                                                      ray_local: Any) -> None:  # fmt: skip
-    pytest.importorskip("evaluators.inherit")  # TEMP until the inheritance branch merges
     exp = tiny("warm", fidelity=_fidelity(init=PARENT, distill={"weight": 0.5}),
                budget={"trials": 3, "concurrency": 2}, weights={"keep": "all"})
     run = run_search(exp, output=tmp_path, progress=False)
