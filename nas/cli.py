@@ -15,6 +15,7 @@ import sys
 COMMAND_MODULES = (
     "describe",
     "export",
+    "import_weights",
     "data",
     "train",
     "evaluate",
