@@ -181,8 +181,8 @@ def _walk(
             pattern = _INDEXED[(kind.__name__, name)]
             base = _join(sg, sg_name)
             for i, item in enumerate(child):
-                yield from _walk(item, _join(ours, name, str(i)), _join(base, pattern.format(i + 1)),
-                                 head)
+                item_sg = _join(base, pattern.format(i + 1))
+                yield from _walk(item, _join(ours, name, str(i)), item_sg, head)
             continue
         if head and isinstance(child, ConvBNAct):
             sg_name = _join(sg_name, "seq")  # super-gradients' ConvBNReLU nests conv/bn in seq
@@ -237,7 +237,9 @@ def unwrap_sg_checkpoint(obj: Any, key: str = "auto") -> tuple[dict[str, Tensor]
     else:
         if obj.get(key) is None:
             present = ", ".join(k for k in STATE_KEYS if obj.get(k) is not None) or "none"
-            raise WeightImportError(f"no {key!r} state_dict in the checkpoint (present: {present})")
+            raise WeightImportError(
+                f"no {key!r} state_dict in the checkpoint (present: {present})"
+            )
         state = obj[key]
     if not isinstance(state, Mapping):
         raise WeightImportError(f"{key!r}: expected a state_dict, got {type(state).__name__}")

@@ -96,6 +96,12 @@ def reference_outputs(fx: SGFixture, x: Tensor) -> tuple[Tensor, ...]:
             h.remove()
 
 
+def max_diff(got: Sequence[Tensor], want: Sequence[Tensor]) -> float:
+    """Largest absolute difference over paired outputs (compared in float64)."""
+    pairs = zip(got, want, strict=True)
+    return max((a.double() - b.double()).abs().max().item() for a, b in pairs)
+
+
 def key_digest(shapes: Mapping[str, Sequence[int]]) -> str:
     """sha256 of the sorted ``name shape`` lines of a state_dict."""
     lines = sorted(f"{k} {tuple(int(s) for s in v)}" for k, v in shapes.items())

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from _sg_fixture import reference_outputs, sg_fixture
+from _sg_fixture import max_diff, reference_outputs, sg_fixture
 
 from evaluators.checkpoint import load_checkpoint, model_from_checkpoint
+from models.archfile import save_arch
 from models.presets import get_preset
+from models.sg_import import export_sg_state_dict
 from nas.cli import main
 
 
@@ -53,7 +55,7 @@ def test_import_weights_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     want = reference_outputs(fx, x.double())
     with torch.no_grad():
         got = model(x)
-    assert max((a.double() - b).abs().max().item() for a, b in zip(got, want)) < 1e-3
+    assert max_diff(got, want) < 1e-3
 
     # OUT exists: refused without --force (file untouched), replaced with it
     before = out.stat().st_mtime_ns
@@ -94,8 +96,9 @@ def test_bad_checkpoints_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureF
     assert not out.exists()
 
 
-def test_pickled_objects_and_foreign_files(tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_pickled_objects_and_foreign_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     sg = sg_fixture(get_preset("yolo_nas_tiny")).sg_state
     src = _save_sg(tmp_path / "obj.pth", sg, processing_params=argparse.Namespace(a=1))
     args = ["--arch", "yolo_nas_tiny", "--out", str(tmp_path / "o.pt")]
@@ -121,15 +124,10 @@ def test_imported_trained_weights_eval_and_export(deploy_run: Path, deploy_data:
     """Trained weights -> super-gradients naming (+ a neck bias folded back into the BN
     means) -> import-weights -> `opennac eval` gives the trained checkpoint's AP; `opennac
     export` and `opennac train --init`-style loading take the file."""
-    from models.sg_import import export_sg_state_dict
-
     trained = deploy_run / "weights" / "trial_0000.pt"
     model, doc = model_from_checkpoint(trained)
     spec = doc["spec"]
-    arch = tmp_path / "arch.yaml"
-    from models.archfile import save_arch_file
-
-    save_arch_file(arch, spec)
+    arch = save_arch(spec, tmp_path / "arch.yaml")
     sg = export_sg_state_dict(spec, model.state_dict())
     src = _save_sg(tmp_path / "trained_sg.pth", sg)
     out = tmp_path / "imported.pt"
