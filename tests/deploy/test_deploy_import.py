@@ -17,7 +17,7 @@ from _sg_fixture import max_diff, reference_outputs, sg_fixture
 from evaluators.checkpoint import load_checkpoint, model_from_checkpoint
 from models.archfile import save_arch
 from models.presets import get_preset
-from models.sg_import import export_sg_state_dict
+from models.sg_import import export_sg_state_dict, sg_mapping
 from nas.cli import main
 
 
@@ -129,6 +129,12 @@ def test_imported_trained_weights_eval_and_export(deploy_run: Path, deploy_data:
     spec = doc["spec"]
     arch = save_arch(spec, tmp_path / "arch.yaml")
     sg = export_sg_state_dict(spec, model.state_dict())
+    gen, mapping = torch.Generator().manual_seed(0), sg_mapping(spec)
+    for fold in mapping.folds:  # a biased upsample, its effect moved into the BN mean
+        bias = torch.rand(fold.channels, generator=gen) - 0.5
+        weight = sg[mapping.names[fold.conv_weight]][:, : fold.channels, 0, 0]
+        sg[fold.sg_bias] = bias
+        sg[mapping.names[fold.running_mean]] += weight @ bias
     src = _save_sg(tmp_path / "trained_sg.pth", sg)
     out = tmp_path / "imported.pt"
     assert main(["import-weights", str(src), "--arch", str(arch), "--out", str(out)]) == 0
