@@ -50,9 +50,12 @@ def test_import_weights_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     assert doc["train_config"]["imported_from"] == str(src.resolve())
     assert doc["train_config"]["imported_key"] == "ema_net"
     assert doc["recipe"]["task"] == spec.task
-    from nas.parent import check_parent  # usable as a search's parent (fidelity.init)
+    from evaluators.inherit import inherit_from_checkpoint
+    from models.build import build_model
+    from nas.parent import check_parent
 
-    assert check_parent(out, spec.task)["arch_id"] == spec.arch_id
+    assert check_parent(out, spec)["arch_id"] == spec.arch_id  # a search's parent
+    assert inherit_from_checkpoint(build_model(spec), spec, out).fraction == 1.0  # an --init
     model, _ = model_from_checkpoint(out)
     x = torch.rand(1, 3, 64, 96)
     want = reference_outputs(fx, x.double())
