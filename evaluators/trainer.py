@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -45,6 +45,9 @@ from evaluators.latency.measure import torch_threads
 from evaluators.transforms import Augment
 from models.recipe import Recipe, get_recipe, recipe_for, set_bn_momentum
 from models.spec import ArchSpec
+
+if TYPE_CHECKING:
+    from evaluators.distill import Distiller
 
 # Fallbacks of the released recipes (`models.recipe`), used when no recipe resolved a config.
 WEIGHT_DECAY = {"detection": 1e-5, "pose": 1e-6}
@@ -113,6 +116,10 @@ class TrainConfig:
     eval_every: int = 1  # evaluate (and call the callback) every N epochs and at the end
     eval_batch: int | None = None  # default: batch
     subset_seed: int = 0
+    # Distillation (evaluators.distill): the weight of the distillation loss when
+    # `train_candidate` gets a teacher (both or neither), and its temperature.
+    distill_weight: float | None = None
+    distill_temperature: float = 1.0
 
     def __post_init__(self) -> None:
         _positive_int("epochs", self.epochs)
@@ -131,6 +138,11 @@ class TrainConfig:
         f = self.oks_area_factor
         if f is not None and (isinstance(f, bool) or not isinstance(f, (int, float)) or f <= 0):
             raise ValueError(f"oks_area_factor: expected a positive number, got {f!r}")
+        for key in ("distill_weight", "distill_temperature"):
+            v = getattr(self, key)
+            bad = isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf
+            if (v is not None or key == "distill_temperature") and bad:
+                raise ValueError(f"{key}: expected a positive number, got {v!r}")
         if not isinstance(self.device, str) or (
             self.device != "cpu" and not self.device.startswith("cuda")
         ):
@@ -248,6 +260,7 @@ def train_candidate(
     out_dir: str | Path | None = None,
     resume: bool = False,
     init: str | Path | None = None,
+    teacher: str | Path | None = None,
 ) -> TrainResult:
     """Train ``spec`` from scratch on ``data`` for ``cfg.epochs`` and score it with COCO AP.
 
@@ -258,7 +271,9 @@ def train_candidate(
     it has the same architecture, inherited (`evaluators.inherit`) from another architecture of
     the same task or from a detection checkpoint for a pose spec; ValueError naming the file
     otherwise. The checkpoints' ``train_config`` records ``init`` and ``inherited_fraction``
-    (also in the result; None from scratch).
+    (also in the result; None from scratch). ``teacher``: a checkpoint to distil from
+    (`evaluators.distill`), with ``cfg.distill_weight`` (both or neither); recorded as
+    ``teacher`` in ``train_config``.
     """
     from models.losses import loss_for
 
@@ -294,11 +309,12 @@ def train_candidate(
 
         model, inherited = _initial_model(spec, recipe, device, init)
         loss_fn = loss_for(spec, recipe)
+        use_amp = cfg.amp and device.type == "cuda"
+        distiller = _distiller(teacher, spec, cfg, device, use_amp)
         optimizer = _optimizer(model, cfg.lr, _weight_decay(cfg, spec.task))
         ema = ModelEMA(model, cfg.ema_decay, cfg.ema_tau) if cfg.ema else None
         steps_per_epoch = math.ceil(len(train_ds) / cfg.batch)
         schedule = _lr_schedule(cfg, spec.task, steps_per_epoch)
-        use_amp = cfg.amp and device.type == "cuda"
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
         first_epoch, history, wall_before = 1, [], 0.0
@@ -330,6 +346,8 @@ def train_candidate(
                 with torch.autocast(device.type, enabled=use_amp):
                     outputs = model(x)
                 loss, parts = loss_fn(outputs, targets)
+                if distiller is not None:
+                    loss, parts = distiller.add(loss, parts, outputs, x)
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(epoch, step + 1, float(loss.detach()))
                 optimizer.zero_grad(set_to_none=True)
@@ -363,7 +381,8 @@ def train_candidate(
                     fidelity={**fidelity, "epochs_done": epoch}, ema=ema.module if ema else None,
                     optimizer=optimizer, history=history,
                     train_config={**cfg.to_dict(), "init": str(init) if init else "scratch",
-                                  "inherited_fraction": inherited},
+                                  "inherited_fraction": inherited,
+                                  "teacher": str(teacher) if teacher else None},
                     wall_s=record["wall_s"], recipe=recipe.to_dict(),
                 )  # fmt: skip
                 _write_metrics(ckpt_path.parent, metrics, fidelity, history, epoch)
@@ -511,6 +530,21 @@ def _initial_model(
     fraction = _load_init(model, init, spec) if init is not None else None
     set_bn_momentum(model, recipe.bn_momentum)  # after loading: the recipe's, not the parent's
     return model.to(device), fraction
+
+
+def _distiller(
+    teacher: str | Path | None, spec: ArchSpec, cfg: TrainConfig, device: torch.device, amp: bool
+) -> Distiller | None:
+    """The `evaluators.distill.Distiller` of ``teacher``, or None without one."""
+    if (teacher is None) != (cfg.distill_weight is None):
+        raise ValueError("distill_weight: a teacher checkpoint and distill_weight go together "
+                         f"(teacher {teacher}, distill_weight {cfg.distill_weight})")
+    if teacher is None:
+        return None
+    from evaluators.distill import Distiller
+
+    return Distiller.from_checkpoint(teacher, spec, float(cfg.distill_weight),
+                                     cfg.distill_temperature, device, amp)  # fmt: skip
 
 
 def _device(name: str) -> torch.device:

@@ -6,6 +6,7 @@ Example:
     $ opennac train yolo_nas_tiny --data data/synth_det --epochs 20 --image-size 96 --json
     $ opennac train runs/quickstart --variant m --epochs 60 --init search
     $ opennac train child.yaml --data data/synth_det --init runs/train/yolo_nas_tiny/last.pt
+    $ opennac train yolo_nas_tiny --data data/synth_det --distill runs/train/yolo_nas_s/last.pt
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def register(subparsers: Any) -> None:
                         help="switch off every augmentation (affine, flip, HSV, mosaic, rot90, "
                              "MixUp)")
     _add_recipe_flags(parser)
+    _add_distill_flags(parser)
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="output folder (default runs/train/<name>)")
     parser.add_argument("--resume", action="store_true",
@@ -96,6 +98,38 @@ def _add_recipe_flags(parser: argparse.ArgumentParser) -> None:
                              "docs/training.md)")
 
 
+def _add_distill_flags(parser: argparse.ArgumentParser) -> None:
+    """``--distill CKPT`` and its weight and temperature (docs/training.md, Distillation)."""
+    parser.add_argument("--distill", default=None, metavar="CKPT",
+                        help="distil from this checkpoint (opennac-ckpt/1, EMA weights; same "
+                             "task, classes or keypoints and reg_max): the frozen teacher sees "
+                             "each augmented batch and the loss adds KL on class scores and DFL "
+                             "box distributions, and an L1 term on keypoints for pose")
+    parser.add_argument("--distill-weight", type=float, default=None, metavar="W",
+                        help="weight of the distillation loss (default 1.0 with --distill)")
+    parser.add_argument("--distill-temperature", type=float, default=None, metavar="T",
+                        help="temperature of the KL terms (default 1.0)")
+
+
+def _distill_options(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
+    """The teacher checkpoint (checked) and the TrainConfig distill options of ``args``."""
+    from evaluators.checkpoint import CheckpointError, load_checkpoint
+
+    if args.distill is None:
+        for flag in ("distill_weight", "distill_temperature"):
+            if getattr(args, flag) is not None:
+                raise CliError(f"--{flag.replace('_', '-')}: needs --distill CKPT")
+        return None, {}
+    try:
+        load_checkpoint(args.distill)
+    except CheckpointError as exc:
+        raise CliError(f"--distill: {exc}") from None
+    options = {"distill_weight": 1.0 if args.distill_weight is None else args.distill_weight}
+    if args.distill_temperature is not None:
+        options["distill_temperature"] = args.distill_temperature
+    return Path(args.distill), options
+
+
 def _count(text: str) -> int | float:
     try:
         value = float(text)
@@ -117,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
     from nas.final import is_run_dir, train_variant
 
     if is_run_dir(args.arch):
+        if args.distill is not None:
+            raise CliError("--distill: not available with a run directory's --variant yet")
         return train_variant(args)
     if args.variant is not None or args.init == "search":
         raise CliError(f"--variant and --init search need a run directory; {args.arch} is not "
@@ -139,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
     if args.lr is not None:
         options["lr"] = args.lr
     options.update({k: getattr(args, k) for k in RECIPE_OPTIONS})
+    teacher, distill = _distill_options(args)
+    options.update(distill)
     if args.no_augment:
         options.update(affine=False, flip=False, hsv=False, mosaic=False, rot90=False,
                        mixup=False)
@@ -150,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
                        f"{str(exc).split(':', 1)[-1].strip()}") from None
     out = Path(args.out) if args.out else Path("runs") / "train" / name
     init = init_checkpoint(args.init, spec) if args.init != "scratch" else None
-    return train_and_report(spec, name, data, cfg, out, args, init=init)
+    return train_and_report(spec, name, data, cfg, out, args, init=init, teacher=teacher)
 
 
 def init_checkpoint(text: str, spec: Any) -> Path:
@@ -171,7 +209,8 @@ def init_checkpoint(text: str, spec: Any) -> Path:
 
 
 def train_and_report(spec: Any, name: str, data: Any, cfg: Any, out: Path,
-                     args: argparse.Namespace, init: Path | None = None) -> int:  # fmt: skip
+                     args: argparse.Namespace, init: Path | None = None,
+                     teacher: Path | None = None) -> int:  # fmt: skip
     """Train with progress lines (stderr with --json), then the final line or JSON."""
     from evaluators.trainer import TrainingDiverged, train_candidate
     from nas.commands._common import print_json
@@ -184,6 +223,9 @@ def train_and_report(spec: Any, name: str, data: Any, cfg: Any, out: Path,
     print(f"training {name} ({spec.task}, {spec.short_id}) on {data.source} for {cfg.epochs} "
           f"epochs at {cfg.image_size} px on {cfg.device}, recipe {recipe.label}; output {out}",
           file=log, flush=True)  # fmt: skip
+    if teacher is not None:
+        print(f"distilling from teacher {teacher} (weight {cfg.distill_weight}, temperature "
+              f"{cfg.distill_temperature})", file=log, flush=True)
 
     def progress(epoch: int, m: dict[str, Any]) -> None:
         extra = f"  box_ap {m['box_ap']:.4f}" if "box_ap" in m else ""
@@ -193,7 +235,7 @@ def train_and_report(spec: Any, name: str, data: Any, cfg: Any, out: Path,
 
     try:
         result = train_candidate(spec, data, cfg, callback=progress, out_dir=out,
-                                 resume=args.resume, init=init)
+                                 resume=args.resume, init=init, teacher=teacher)
     except TrainingDiverged as exc:
         raise CliError(f"{exc} (try a lower --lr)") from None
     except ValueError as exc:  # DataError, CheckpointError and bad data alike
