@@ -8,8 +8,9 @@ raises ValueError naming what differs. Architectures may differ in everything el
 Terms (each returned unweighted in ``parts``; the total is their weighted sum):
 
 - ``distill_cls``: binary KL per class, ``KL(Bern(sigmoid(t / T)) || Bern(sigmoid(s / T)))``,
-  summed over classes (pose: the person score and the K keypoint-visibility scores, which the
-  same prediction conv makes) and over every anchor, divided by ``norm`` (below). The
+  summed over classes and over every anchor, divided by ``norm`` (below); for pose also the K
+  keypoint-visibility scores (the same prediction conv makes them), weighted per anchor by the
+  teacher's person score (visibility means nothing on background, as in the task loss). The
   classifier is a set of independent sigmoids trained to IoU-aware soft targets (varifocal /
   focal loss), so each class is a Bernoulli, and the teacher's score is itself a soft target; a
   softmax across classes would impose an exclusivity the model does not have. Background
@@ -43,7 +44,6 @@ from __future__ import annotations
 
 import math
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -100,18 +100,19 @@ class DistillLoss(nn.Module):
     ) -> tuple[Tensor, dict[str, Tensor]]:
         check_compatible(student, teacher)
         t_cls = teacher["cls_logits"].detach().float()  # [B, A, C]
-        s_cls = student["cls_logits"].float()
         pose = "kpt_xy" in student
-        if pose:  # the person score and the K visibility scores come from one conv
-            t_cls = torch.cat([t_cls, teacher["kpt_vis_logits"].detach().float()], dim=-1)
-            s_cls = torch.cat([s_cls, student["kpt_vis_logits"].float()], dim=-1)
         temp = self.temperature
         # Anchor weights: the teacher's max class score (pose: its person score) [B, A].
-        weight = teacher["cls_logits"].detach().float().sigmoid().amax(-1)
+        weight = t_cls.sigmoid().amax(-1)
         norm = weight.sum().clamp(min=1.0)
         weight_sum = weight.sum().clamp(min=1e-9)
 
-        loss_cls = binary_kl(s_cls, t_cls, temp).sum() / norm * temp**2
+        cls_kl = binary_kl(student["cls_logits"].float(), t_cls, temp).sum(-1)  # [B, A]
+        if pose:  # the K visibility scores (same conv as the person score), where a person is
+            vis_kl = binary_kl(student["kpt_vis_logits"].float(),
+                               teacher["kpt_vis_logits"].detach().float(), temp).sum(-1)
+            cls_kl = cls_kl + vis_kl * weight  # fmt: skip
+        loss_cls = cls_kl.sum() / norm * temp**2
         dfl = categorical_kl(student["reg_dist"].float(), teacher["reg_dist"].detach().float(),
                              temp).mean(-1)  # [B, A]  # fmt: skip
         loss_dfl = (dfl * weight).sum() / weight_sum * temp**2
