@@ -36,7 +36,7 @@ Example:
     >>> model = build_model(get_preset("yolo_nas_pose_tiny"))
     >>> out = model(torch.rand(1, 3, 64, 64))
     >>> total, parts = DistillLoss(temperature=2.0)(out, {k: v.detach() for k, v in out.items()})
-    >>> sorted(parts), abs(float(total)) < 1e-6
+    >>> sorted(parts), abs(float(total.detach())) < 1e-6
     (['distill_cls', 'distill_dfl', 'distill_kpt'], True)
 """
 
