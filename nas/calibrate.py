@@ -287,6 +287,9 @@ def _run_jobs(exp: Experiment, out: Path, data_path: str, specs: dict[str, Any],
         while todo or live:
             while todo and len(live) < concurrency:
                 job = todo.pop(0)
+                if _job_path(jobs_dir, job).is_file():  # done meanwhile by another calibration
+                    done += 1  # sharing this folder (the long runs are shared)
+                    continue
                 spec = specs[job["arch_id"]]
                 settings = {**base, "fidelity": {**base["fidelity"], "epochs": job["epochs"],
                                                  "seed": job["seed"], "repeats": 1}}

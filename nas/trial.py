@@ -293,7 +293,7 @@ def _evaluate(
             quiet.breathe()   # ranks the main run); they still let a measurement in
 
     parent = s.get("parent")  # a warm start: every run inherits from (and maybe distills) it
-    warm = {"init": parent, **({"teacher": parent} if f.get("distill") else {})} if parent else {}
+    teacher = parent if f.get("distill") else None
     rec["init"] = "parent" if parent else "scratch"
     if parent and f.get("distill"):
         rec["distill_weight"] = float(f["distill"]["weight"])
@@ -306,9 +306,9 @@ def _evaluate(
             runs.append(train_candidate(
                 spec, data, run_cfg, callback=on_epoch if i == 0 else on_repeat_epoch,
                 out_dir=weights.work_dir if i == 0 else None,  # the main run's weights are kept
-                **warm,
+                init=parent, teacher=teacher,
             ))
-            if i == 0 and getattr(runs[0], "inherited_fraction", None) is not None:
+            if i == 0 and runs[0].inherited_fraction is not None:
                 rec["inherited_fraction"] = round(float(runs[0].inherited_fraction), 6)
             ap = float(runs[-1].ap)
             if not math.isfinite(ap):
