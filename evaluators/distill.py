@@ -42,7 +42,17 @@ def load_teacher(path: str | Path, student: ArchSpec, device: str | torch.device
     checkpoint cannot teach ``student``: another task, class count, keypoint count or reg_max.
     """
     model, doc = model_from_checkpoint(path, use_ema=True)
-    spec: ArchSpec = doc["spec"]
+    check_teacher(doc["spec"], student, path)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.to(device)
+    raw_mode(model)
+    return model
+
+
+def check_teacher(spec: ArchSpec, student: ArchSpec, path: str | Path) -> None:
+    """ValueError naming ``path`` unless a teacher of ``spec`` can teach ``student``: the same
+    task, reg_max, and class count (detection) or keypoint count (pose)."""
     facts = [("task", spec.task, student.task), ("reg_max", spec.head.reg_max,
                                                   student.head.reg_max)]  # fmt: skip
     if student.task == "detection":
@@ -52,11 +62,6 @@ def load_teacher(path: str | Path, student: ArchSpec, device: str | torch.device
     for what, theirs, ours in facts:
         if theirs != ours:
             raise ValueError(f"{path}: teacher with {what} {theirs}, the student has {ours}")
-    for p in model.parameters():
-        p.requires_grad_(False)
-    model.to(device)
-    raw_mode(model)
-    return model
 
 
 def raw_mode(model: nn.Module) -> nn.Module:
@@ -99,4 +104,4 @@ class Distiller:
         return loss + self.weight * total, {**parts, **distill_parts}
 
 
-__all__ = ["Distiller", "load_teacher", "raw_mode"]
+__all__ = ["Distiller", "check_teacher", "load_teacher", "raw_mode"]

@@ -34,9 +34,7 @@ def resolve_parent(exp: Any, run_dir: Path, settings: dict[str, Any],
     if init is None:
         return None
     if init.parent != "train":
-        child = exp.space_object().sample_random(0)
-        record = check_parent(init.parent, child, distill=exp.fidelity.distill is not None)
-        return {**record, "trained_here": False}
+        return {**_check_path_parent(exp), "trained_here": False}
     spec = parent_spec(exp)
     path = Path(run_dir) / PARENT_DIR / "last.pt"
     done = _finished(path, spec.arch_id, init.epochs)
@@ -63,8 +61,12 @@ def check_init(exp: Any) -> None:
     if init.parent == "train":
         parent_spec(exp)
     else:
-        child = exp.space_object().sample_random(0)  # every candidate has its task and keypoints
-        check_parent(init.parent, child, distill=exp.fidelity.distill is not None)
+        _check_path_parent(exp)
+
+
+def _check_path_parent(exp: Any) -> dict[str, Any]:
+    child = exp.space_object().sample_random(0)  # every candidate has its task and keypoints
+    return check_parent(exp.fidelity.init.parent, child, distill=exp.fidelity.distill is not None)
 
 
 def check_parent(path: str | Path, child: Any, distill: bool = False) -> dict[str, Any]:
@@ -82,6 +84,13 @@ def check_parent(path: str | Path, child: Any, distill: bool = False) -> dict[st
     if distill and ptask != child.task:
         raise ParentError(f"fidelity.distill: the parent {path} is a {ptask} model; it can "
                           f"only teach a {ptask} search")
+    if distill:
+        from evaluators.distill import check_teacher
+
+        try:  # the trainer's own rule (reg_max, classes), checked before anything starts
+            check_teacher(doc["spec"], child, path)
+        except ValueError as exc:
+            raise ParentError(f"fidelity.distill: {exc}") from None
     return _record(Path(path), doc)
 
 
