@@ -241,6 +241,7 @@ class TrainResult:
     arch_id: str = ""
     recipe: str | None = None  # Recipe.label, "yolo_nas_pose_s/v1"
     inherited_fraction: float | None = None  # of the parameters, from ``init``; None: scratch
+    resumed_from_epoch: int | None = None  # ``resume``: the epochs its checkpoint had; None: fresh
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -317,10 +318,11 @@ def train_candidate(
         schedule = _lr_schedule(cfg, spec.task, steps_per_epoch)
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
-        first_epoch, history, wall_before = 1, [], 0.0
+        first_epoch, history, wall_before, resumed = 1, [], 0.0, None
         ckpt_path = Path(out_dir) / CHECKPOINT_NAME if out_dir is not None else None
         if resume and ckpt_path is not None and ckpt_path.is_file():
             first_epoch, history, wall_before = _restore(ckpt_path, spec, model, ema, optimizer)
+            resumed = first_epoch - 1
             if ema is not None:
                 ema.updates = (first_epoch - 1) * steps_per_epoch
         step = (first_epoch - 1) * steps_per_epoch
@@ -406,6 +408,7 @@ def train_candidate(
             arch_id=spec.arch_id,
             recipe=recipe.label,
             inherited_fraction=inherited,
+            resumed_from_epoch=resumed,
             history=history,
         )
 

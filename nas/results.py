@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from nas.pareto import DEFAULT_OBJECTIVES, check_objectives, default_reference_point, valid_mask
-from nas.rundir import HEAD_COLUMNS, RunDir
+from nas.rundir import HEAD_COLUMNS, RunDir, flat_attrs
 
 # The trials table of docs/internals.md by type, after HEAD_COLUMNS and the param_<name> columns.
 FLOAT_COLUMNS = (
@@ -288,7 +288,7 @@ def _rows_from_study(url: str, study_name: str | None) -> pd.DataFrame:
     rows = []
     for trial in study.get_trials(deepcopy=False):
         row: dict[str, Any] = {"number": trial.number}
-        attrs = {k: v for k, v in trial.user_attrs.items() if _is_scalar(v)}
+        attrs = {k: v for k, v in flat_attrs(trial.user_attrs).items() if _is_scalar(v)}
         row["status"] = attrs.pop("status", None) or _STATE_TO_STATUS.get(trial.state.name)
         row.update({f"param_{k}": v for k, v in trial.params.items()})
         if trial.values is not None:

@@ -56,6 +56,9 @@ METRIC_COLUMNS = (
     "lat_image_size",
     "lat_p90_ms",
     "lat_cv",
+    # a trial continued after a kill: the epochs its checkpoint had when it resumed (None: it
+    # trained in one go)
+    "resumed_from_epoch",
 )
 NOISE_COLUMNS = (
     "ap_sd", "ap_seeds", "repeats", "ap_ci", "threads", "latency_stable", "lat_repeats",
@@ -73,6 +76,7 @@ COLUMNS = (
     "wall_s",
     "arch_file",
     "error",
+    "failure",  # a FAIL's kind: exception, nan, oom, worker (lost), injected
     # Beyond the contract's list: where the time went and where the trial came from.
     "train_s",
     "latency_s",
@@ -99,7 +103,11 @@ _INT_COLUMNS = (
     "repeats",
     "threads",
     "lat_repeats",
+    "resumed_from_epoch",
 )
+# The user attribute holding a finished trial's row (`nas.searcher`); older runs stored one
+# attribute per column, which `trial_row` reads as well.
+ROW_ATTR = "row"
 
 
 class RunDirError(ValueError):
@@ -268,10 +276,23 @@ def trial_row(trial: Any) -> dict[str, Any]:
         row["status"] = attrs.get("status") or {"PRUNED": "STOPPED"}.get(state, state)
     for key, value in trial.params.items():
         row[f"param_{key}"] = value
-    for key, value in attrs.items():
+    # a RUNNING trial's ``row`` is a killed session's unfinished write: not its result
+    for key, value in (flat_attrs(attrs) if state not in ("RUNNING", "WAITING")
+                       else {k: v for k, v in attrs.items() if k != ROW_ATTR}).items():
         if key not in _NOT_COLUMNS:
             row.setdefault(key, value)
     return row
+
+
+def flat_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's user attributes with its ``row`` attribute expanded (separate attributes win:
+    ``reused_from``, ``reference``, ``session`` are written on their own)."""
+    out = dict(attrs)
+    row = out.pop(ROW_ATTR, None)
+    if isinstance(row, Mapping):
+        for key, value in row.items():
+            out.setdefault(key, value)
+    return out
 
 
 def row_metrics(row: Any) -> dict[str, Any]:
@@ -371,11 +392,13 @@ __all__ = [
     "HEAD_COLUMNS",
     "METRIC_COLUMNS",
     "NOISE_COLUMNS",
+    "ROW_ATTR",
     "RUN_FORMAT",
     "RunDir",
     "RunDirError",
     "STATUSES",
     "code_version",
+    "flat_attrs",
     "now_iso",
     "row_metrics",
     "trial_row",

@@ -7,7 +7,8 @@ study. `StudySearcher` fixes these:
 
 - each Ray trial maps to exactly one Optuna trial number (``config["number"]``);
 - the study (in persistent storage) is the source of truth: every finished trial carries its
-  trials-table row in its user attributes (one per column, ``status`` included);
+  trials-table row in its user attributes (the row in one attribute ``row``, written at once,
+  plus ``status``, ``arch_id``, ``session``, ``reference``, ``reused_from``, ``constraints``);
 - a trial stopped early by the scheduler is told PRUNED with its fidelity recorded (never
   COMPLETE at full fidelity); a trial that failed is told FAIL with its reason;
 - a constraint violator is told COMPLETE with its constraint values set on the trial
@@ -18,8 +19,12 @@ study. `StudySearcher` fixes these:
 - an architecture already evaluated in the run (same arch_id) is not trained again: the new
   trial is told at once with a copy of the earlier result (``reused_from``); a duplicate of an
   architecture still being evaluated waits for that evaluation;
-- trials RUNNING in the study when a sweep starts (an interrupted session) are run again
-  under the same number before new ones are asked.
+- trials RUNNING in the study when a sweep starts (an interrupted session) are asked again on
+  their own Optuna trial before new ones are asked: the parameters they stored are kept, the
+  ones a kill left missing are sampled, and the trainable continues from the trial's last
+  per-epoch checkpoint (`nas.trial`);
+- a FAIL (genuine failure or lost worker) does not mark its architecture as evaluated: a
+  later trial of the same architecture trains it again.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ from optuna.trial import FrozenTrial, TrialState
 from ray.tune.schedulers import AsyncHyperBandScheduler
 from ray.tune.search import Searcher
 
-from nas.rundir import COLUMNS, HEAD_COLUMNS, trial_row
+from nas.faults import KillingTrial, die, faults_from_env
+from nas.rundir import COLUMNS, HEAD_COLUMNS, ROW_ATTR, trial_row
 from nas.trial import CONSTRAINTS
 
 # Optuna state per trials-table status.
@@ -112,6 +118,7 @@ class StudySearcher(Searcher):
         stopped: set[str] | None = None,
         constraint_limits: dict[str, float | None] | None = None,
         session: int = 1,
+        on_result: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(metric=None, mode=None)
         self.study = study
@@ -125,6 +132,8 @@ class StudySearcher(Searcher):
         self.stopped = stopped if stopped is not None else set()
         self.limits = dict(constraint_limits or {})
         self.session = session
+        self.on_result = on_result  # after every result (the driver's heartbeat)
+        self._faults = faults_from_env()
         self.interrupted: list[int] = []  # numbers left RUNNING (to run again on resume)
         self._live: dict[str, int] = {}  # Ray trial id -> Optuna number
         self._last: dict[str, dict[str, Any]] = {}
@@ -132,10 +141,13 @@ class StudySearcher(Searcher):
         self._running_arch: dict[str, int] = {}
         self._waiting: dict[str, list[int]] = {}
         trials = study.get_trials(deepcopy=False)
-        self._done_arch = {  # arch_id -> number of the trial that evaluated it
+        # arch_id -> number of the trial that evaluated it; a failed architecture is not done
+        # (it may be tried again), nor is an interrupted one (still RUNNING)
+        self._done_arch = {
             t.user_attrs["arch_id"]: t.number
             for t in trials
             if t.state.is_finished()
+            and t.state != TrialState.FAIL
             and "arch_id" in t.user_attrs
             and t.user_attrs.get("reused_from") is None
         }
@@ -149,24 +161,24 @@ class StudySearcher(Searcher):
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         while True:
             if self._resume:
+                # An interrupted trial is asked again on its own Optuna trial: the parameters
+                # it stored are returned as they are, the ones a kill left missing are drawn.
                 number = self._resume.pop(0)
                 trial = optuna.Trial(self.study, self._trial_id(number))
-                frozen = self.study._storage.get_trial(trial._trial_id)
-                params = dict(frozen.params)
-                spec = self.space.replay(params)
-                reference = frozen.user_attrs.get("reference")
+                spec = self._sample(trial, number)
             else:
                 if self._budget_spent():
                     return Searcher.FINISHED
                 trial = self.study.ask()
                 self._counted += 1
-                spec = self.space.sample(trial)
-                params = dict(trial.params)
                 number = trial.number
-                reference = self.study._storage.get_trial(trial._trial_id).user_attrs.get(
-                    "reference"
-                )
+                spec = self._sample(trial, number)
+            params = dict(trial.params)
+            attrs = self.study._storage.get_trial(trial._trial_id).user_attrs
+            reference = attrs.get("reference")
+            if attrs.get("arch_id") != spec.arch_id:
                 trial.set_user_attr("arch_id", spec.arch_id)
+            if attrs.get("session") != self.session:
                 trial.set_user_attr("session", self.session)
             self._trials[number] = trial
             arch_id = spec.arch_id
@@ -182,6 +194,11 @@ class StudySearcher(Searcher):
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self._last[trial_id] = result
+        number = self._live.get(trial_id)
+        if number is not None and self._faults.get(("train", number)) == result.get("epoch"):
+            die()
+        if self.on_result is not None:
+            self.on_result()
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
@@ -199,7 +216,10 @@ class StudySearcher(Searcher):
             for other in self._waiting.pop(arch_id, []):
                 self.interrupted.append(other)
             return
-        self._tell(number, status, record)
+        if self._tell(number, status, record) == "FAIL":
+            # a failure is not a result: the duplicates waiting for it are tried for real
+            self._resume.extend(self._waiting.pop(arch_id, []))
+            return
         self._done_arch[arch_id] = number
         for other in self._waiting.pop(arch_id, []):
             self._tell_reused(other, number)
@@ -218,6 +238,10 @@ class StudySearcher(Searcher):
         return {k: self.__dict__[k] for k in keep}
 
     # -- helpers ----------------------------------------------------------------------------------
+    def _sample(self, trial: optuna.Trial, number: int) -> Any:
+        after = self._faults.get(("sample", number))
+        return self.space.sample(trial if after is None else KillingTrial(trial, after))
+
     def _budget_spent(self) -> bool:
         if self.max_trials is not None and self._counted >= self.max_trials:
             return True
@@ -237,6 +261,7 @@ class StudySearcher(Searcher):
         if error:
             record = record or {}
             record["error"] = "the trial's Ray worker failed (see the Ray logs under RUN_DIR/ray)"
+            record["failure"] = "worker"
             return "FAIL", record
         if trial_id in self.stopped and record is not None:
             done = int(record.get("epochs_done") or 0)
@@ -246,7 +271,7 @@ class StudySearcher(Searcher):
             return "STOPPED", record
         return None, record
 
-    def _tell(self, number: int, status: str, record: dict[str, Any] | None) -> None:
+    def _tell(self, number: int, status: str, record: dict[str, Any] | None) -> str:
         trial = self._trials[number]
         record = dict(record or {})
         record["number"] = number
@@ -270,16 +295,23 @@ class StudySearcher(Searcher):
             trial.set_user_attr("constraints", list(constraints.values()))
             for key, value in constraints.items():  # what the samplers read
                 trial.set_constraint(key, value)
-        for key, value in _jsonable(record).items():
-            if value is not None and key != "number" and not key.startswith("param_"):
-                trial.set_user_attr(key, value)
+        # One write for the whole row (a kill between writes leaves no half-written row);
+        # the few attributes read on their own stay separate.
+        row = {k: v for k, v in _jsonable(record).items()
+               if v is not None and k != "number" and not k.startswith("param_")}
+        trial.set_user_attr(ROW_ATTR, row)
+        if self._faults.get(("write", number)) is not None:
+            die()
         trial.set_user_attr("status", status)
         frozen = self.study.tell(trial, values=values, state=state, skip_if_finished=True)
+        if self._faults.get(("table", number)) is not None:
+            die()
         if self.on_finish is not None:
             try:
                 self.on_finish(frozen)
             except Exception as exc:  # noqa: BLE001 - files and progress must not stop a sweep
                 warnings.warn(f"trial {number}: after-trial step failed: {exc!r}", stacklevel=2)
+        return status
 
     def _tell_reused(self, number: int, source: int) -> None:
         src = self.study._storage.get_trial(self._trial_id(source))

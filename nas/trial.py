@@ -180,9 +180,10 @@ def evaluate_candidate(config: dict[str, Any], report: Any) -> dict[str, Any]:
         _evaluate(config, s, rec, report, t0)
     except _ReportError:
         raise
-    except Exception as exc:  # the trial fails, the sweep goes on
-        rec["status"] = "FAIL"
+    except Exception as exc:  # the trial fails once, the sweep goes on (never raised to Ray,
+        rec["status"] = "FAIL"  # whose FailureConfig retries only lost workers)
         rec["error"] = _reason(exc)
+        rec["failure"] = failure_kind(exc)
     rec["wall_s"] = round(time.perf_counter() - t0, 3)
     rec["final"] = True
     report(rec)
@@ -246,8 +247,6 @@ def _evaluate(
             return
 
     # 3. short training, one report per epoch; with repeats, once per seed
-    from evaluators.trainer import train_candidate
-    from nas.noise import seed_summary, trial_seeds
 
     data = _data_config(s)
     f = s["fidelity"]
@@ -264,6 +263,25 @@ def _evaluate(
         count = image_count(ann_file, f[key], cfg.subset_seed)
         if count is not None:
             rec[key] = count
+
+    from nas.weights import TrialWeights
+
+    weights = TrialWeights(s, config["number"])  # kept in RUN_DIR/weights if on the front
+    try:
+        _train(config, s, spec, rec, report, weights, data, cfg, t0)
+    except Exception:
+        weights.discard()  # a failed trial is not continued: its checkpoints go
+        raise
+
+
+def _train(config: dict[str, Any], s: dict[str, Any], spec: Any, rec: dict[str, Any],
+           report: Any, weights: Any, data: Any, cfg: Any, t0: float) -> None:
+    """Step 3's trainings (main run, then seed repeats); each continues from its checkpoint in
+    the trial's work folder when a killed session left one (``resumed_from_epoch``)."""
+    from evaluators.trainer import train_candidate
+    from nas.noise import seed_summary, trial_seeds
+
+    f = s["fidelity"]
     fail_after = config.get("fail_after_epoch")
     quiet = quiet_cpu(s["latency"])
     slot = quiet.training() if quiet else contextlib.nullcontext(None)
@@ -284,10 +302,6 @@ def _evaluate(
         if fail_after is not None and epoch >= fail_after:
             raise InjectedFailure(f"injected failure after epoch {epoch} (OPENNAC_FAIL_TRIALS)")
 
-    from nas.weights import TrialWeights
-
-    weights = TrialWeights(s, config["number"])  # kept in RUN_DIR/weights if on the front
-
     def on_repeat_epoch(epoch: int, metrics: dict[str, Any]) -> None:
         if quiet is not None:  # the repeats of a trial report nothing per epoch (ASHA
             quiet.breathe()   # ranks the main run); they still let a measurement in
@@ -298,16 +312,23 @@ def _evaluate(
     if parent and f.get("distill"):
         rec["distill_weight"] = float(f["distill"]["weight"])
     seeds = trial_seeds(f, config.get("reference"), s.get("reference_repeats"))
+    work = weights.work_dir
+    resumed = checkpoint_epoch(work)
+    if resumed is not None:
+        rec["resumed_from_epoch"] = resumed
     t_train = time.perf_counter()
     runs = []
     with slot:
         for i, seed in enumerate(seeds):  # the first seed (fidelity.seed) is the main run
             run_cfg = dataclasses.replace(cfg, seed=seed)
+            out_dir = None if work is None else work if i == 0 else work / f"seed_{seed}"
             runs.append(train_candidate(
                 spec, data, run_cfg, callback=on_epoch if i == 0 else on_repeat_epoch,
-                out_dir=weights.work_dir if i == 0 else None,  # the main run's weights are kept
+                out_dir=out_dir, resume=True,  # the main run's weights are kept
                 init=parent, teacher=teacher,
             ))
+            if i == 0 and runs[0].resumed_from_epoch is not None:
+                rec["resumed_from_epoch"] = int(runs[0].resumed_from_epoch)
             if i == 0 and runs[0].inherited_fraction is not None:
                 rec["inherited_fraction"] = round(float(runs[0].inherited_fraction), 6)
             ap = float(runs[-1].ap)
@@ -331,6 +352,36 @@ def _evaluate(
     rec["full_fidelity"] = rec["epochs_done"] >= f["epochs"]
     rec["status"] = "COMPLETE"
     weights.keep(rec)
+
+
+def checkpoint_epoch(work_dir: Path | None) -> int | None:
+    """The epoch of the per-epoch checkpoint a killed session left in ``work_dir`` (None: no
+    usable checkpoint; the trainer then starts afresh)."""
+    from evaluators.trainer import CHECKPOINT_NAME
+
+    if work_dir is None or not (Path(work_dir) / CHECKPOINT_NAME).is_file():
+        return None
+    try:
+        from evaluators.checkpoint import load_checkpoint
+
+        return int(load_checkpoint(Path(work_dir) / CHECKPOINT_NAME)["epoch"])
+    except Exception:  # noqa: BLE001 - the trainer reports a bad checkpoint itself
+        return None
+
+
+def failure_kind(exc: BaseException) -> str:
+    """A FAIL's kind for the ``failure`` column: nan, oom, injected or exception."""
+    from evaluators.trainer import TrainingDiverged
+
+    if isinstance(exc, (TrainingDiverged, FloatingPointError)):
+        return "nan"
+    if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower() or (
+        type(exc).__name__ == "OutOfMemoryError"
+    ):
+        return "oom"
+    if isinstance(exc, InjectedFailure):
+        return "injected"
+    return "exception"
 
 
 def train_config(s: dict[str, Any], epochs: int | None = None) -> Any:
@@ -524,8 +575,10 @@ __all__ = [
     "QuietCpu",
     "base_record",
     "cv_threshold",
+    "checkpoint_epoch",
     "evaluate_candidate",
     "fail_trials_from_env",
+    "failure_kind",
     "image_count",
     "latency_fields",
     "measure",

@@ -20,12 +20,13 @@ Example:
 from __future__ import annotations
 
 import os
-import tempfile
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 WEIGHTS_DIR = "weights"
+WORK_DIR = "work"  # per-trial training folders while trials run (`TrialWeights`)
 KEEP_CHOICES = ("front", "all", "none")
 RECIPE_KEYS = (
     "epochs", "batch", "lr", "image_size", "seed", "train_images", "val_images",
@@ -39,25 +40,35 @@ def weights_name(number: int) -> str:
     return f"{WEIGHTS_DIR}/trial_{int(number):04d}.pt"
 
 
+def work_dir_of(run_dir: str | Path, number: int) -> Path:
+    """Where trial ``number`` writes its per-epoch checkpoints: ``RUN_DIR/work/trial_<n>``."""
+    return Path(run_dir) / WORK_DIR / f"trial_{int(number):04d}"
+
+
 class TrialWeights:
     """Where a trial's training writes its checkpoint, and the copy kept in the run directory.
 
-    ``work_dir`` (a private temporary folder, or None when the run keeps no weights) is the
-    trainer's ``out_dir``; `keep` copies its EMA weights to ``RUN_DIR/weights`` when the trial
-    completed at full fidelity and removes the folder.
+    ``work_dir`` is the trainer's ``out_dir``: ``RUN_DIR/work/trial_<n>`` (`work_dir_of`), where
+    the per-epoch checkpoint survives a killed session so that the trial, run again on resume,
+    continues from its last epoch (None without a run directory: no checkpoint). `keep`
+    copies its EMA weights to ``RUN_DIR/weights`` when the trial completed at full fidelity
+    (unless ``keep: none``) and removes the folder; the driver removes the folders of trials
+    that finished otherwise (stopped by the scheduler).
     """
 
     def __init__(self, settings: Mapping[str, Any], number: int) -> None:
         self.dest: Path | None = None
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._work: Path | None = None
         run_dir = settings.get("run_dir")
-        if run_dir and settings.get("keep_weights", "front") != "none":
-            self.dest = Path(run_dir) / weights_name(number)
-            self._tmp = tempfile.TemporaryDirectory(prefix=f"opennac-trial-{number}-")
+        if run_dir:
+            self._work = work_dir_of(run_dir, number)
+            self._work.mkdir(parents=True, exist_ok=True)
+            if settings.get("keep_weights", "front") != "none":
+                self.dest = Path(run_dir) / weights_name(number)
 
     @property
     def work_dir(self) -> Path | None:
-        return Path(self._tmp.name) if self._tmp is not None else None
+        return self._work
 
     def keep(self, record: dict[str, Any]) -> Path | None:
         """Copy the checkpoint when ``record`` is COMPLETE at full fidelity; returns the kept
@@ -70,10 +81,14 @@ class TrialWeights:
             if self.dest is not None and self.work_dir is not None and done:
                 kept = slim_checkpoint(self.work_dir / CHECKPOINT_NAME, self.dest)
         finally:
-            if self._tmp is not None:
-                self._tmp.cleanup()
-                self._tmp = None
+            self.discard()
         return kept
+
+    def discard(self) -> None:
+        """Remove the working folder (its checkpoints are of no further use)."""
+        if self._work is not None:
+            shutil.rmtree(self._work, ignore_errors=True)
+            self._work = None
 
 
 def slim_checkpoint(src: str | Path, dest: str | Path) -> Path:
@@ -195,6 +210,7 @@ __all__ = [
     "RECIPE_KEYS",
     "TrialWeights",
     "WEIGHTS_DIR",
+    "WORK_DIR",
     "front_numbers",
     "kept_checkpoint",
     "prune_weights",
@@ -202,4 +218,5 @@ __all__ = [
     "slim_checkpoint",
     "variant_checkpoints",
     "weights_name",
+    "work_dir_of",
 ]
