@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "latency_table",
     "search",
     "resume",
+    "stop",
     "status",
     "variants",
     "report",

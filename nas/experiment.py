@@ -456,6 +456,7 @@ def _check(exp: Experiment, src: str) -> None:
     lat = exp.latency
     if lat.device not in ("cpu", "cuda"):
         fail("latency.device", f"expected 'cpu' or 'cuda', got {lat.device!r}")
+    _check_latency_enums(lat, fail)
     _positive(fail, "latency.batch", lat.batch)
     _size(fail, "latency.image_size", lat.image_size)
     for key in ("warmup", "iters"):
@@ -499,6 +500,10 @@ def _check(exp: Experiment, src: str) -> None:
         fail("resources.gpu", f"expected a number >= 0, got {r.gpu}")
     if lat.device == "cuda" and r.gpu <= 0:
         fail("resources.gpu", "latency.device is 'cuda': each trial needs a GPU (resources.gpu)")
+    if lat.device == "cuda" and 0 < r.gpu < 1:
+        fail("resources.gpu", f"latency.device is 'cuda': a trial measures latency on its GPU, "
+             f"which a fractional share ({r.gpu}) would split with other trials' trainings; "
+             "expected a whole number of GPUs (1, 2, ...)")  # fmt: skip
     if exp.ray.num_cpus is not None:
         _positive(fail, "ray.num_cpus", exp.ray.num_cpus)
     if exp.weights.keep not in ("front", "all", "none"):
@@ -513,6 +518,23 @@ def _check(exp: Experiment, src: str) -> None:
             fail(f"variants.budgets.{key}", "expected a simple name (letters, digits, '_', '-')")
         if not ms > 0:
             fail(f"variants.budgets.{key}", f"expected a positive latency in ms, got {ms}")
+
+
+def _check_latency_enums(lat: LatencySection, fail: Any) -> None:
+    """``latency.backend`` / ``precision``: known names that the device can run."""
+    from evaluators.latency.backends import BACKENDS, PRECISIONS, SUPPORT
+
+    if lat.backend not in BACKENDS:
+        fail("latency.backend", f"expected one of {', '.join(BACKENDS)}, got {lat.backend!r}")
+    if lat.precision not in PRECISIONS:
+        fail("latency.precision",
+             f"expected one of {', '.join(PRECISIONS)}, got {lat.precision!r}")  # fmt: skip
+    kinds = SUPPORT[lat.backend]
+    if lat.device not in kinds:
+        fail("latency.backend", f"{lat.backend!r} needs latency.device 'cuda'")
+    if lat.precision not in kinds[lat.device]:
+        fail("latency.precision", f"{lat.backend!r} on {lat.device} runs "
+             f"{', '.join(kinds[lat.device])}, got {lat.precision!r}")  # fmt: skip
 
 
 def _check_space(exp: Experiment, src: str) -> None:

@@ -34,7 +34,7 @@ from nas.pareto import (
 from nas.report_noise import add_claims, noise_lines
 from nas.results import load_run, read_experiment
 from nas.rundir import now_iso
-from nas.variants import SIZES, finite_float
+from nas.variants import SIZES, finite_float, fully_trained, not_fully_trained
 
 # Columns of front.csv and of the printed front table (those present).
 FRONT_COLUMNS = (
@@ -185,10 +185,13 @@ def _variants(run_dir: Path, df: pd.DataFrame) -> list[dict[str, Any]]:
             ),
             "budget_ms": finite_float(metrics.get("budget_ms")),
             "reference": ref_name,
-            "reference_trial": None if ref_row is None else int(ref_row["number"]),
-            "reference_ap": finite_float(
-                ref_row["ap"] if ref_row is not None else metrics.get("reference_ap")
+            "reference_trial": int(ref_row["number"]) if fully_trained(ref_row) else None,
+            "reference_ap": (
+                finite_float(ref_row["ap"]) if fully_trained(ref_row)
+                else None if ref_row is not None else finite_float(metrics.get("reference_ap"))
             ),
+            "reference_note": (not_fully_trained(ref_row) if ref_row is not None
+                               and not fully_trained(ref_row) else metrics.get("reference_note")),
             "reference_latency_ms": finite_float(
                 ref_row["latency_ms"]
                 if ref_row is not None
@@ -233,11 +236,11 @@ def _reference_for(df: pd.DataFrame, variant: str) -> str | None:
 def _reference_row(df: pd.DataFrame, name: str | None) -> pd.Series | None:
     if not name or "reference" not in df.columns:
         return None
-    rows = df[(df["reference"] == name) & (df["status"] == "COMPLETE") & df["ap"].notna()]
-    if "full_fidelity" in rows.columns:
-        full = rows[rows["full_fidelity"].fillna(False).astype(bool)]
-        rows = full if len(full) else rows
-    return rows.iloc[0] if len(rows) else None
+    rows = df[(df["reference"] == name) & df["latency_ms"].notna()]
+    full = [r for _, r in rows.iterrows() if fully_trained(r)]
+    if full:  # a reference's AP only from a complete, full-fidelity training
+        return full[0]
+    return rows.iloc[0] if len(rows) else None  # its latency only (`fully_trained` is False)
 
 
 # --------------------------------------------------------------------------- text
@@ -380,7 +383,8 @@ def _variant_table(variants: list[dict[str, Any]]) -> pd.DataFrame:
             "latency_ms": _fmt(v["latency_ms"]),
             "budget_ms": _fmt(v["budget_ms"]),
             "reference": v["reference"] or "-",
-            "ref_ap": _fmt(v["reference_ap"]),
+            "ref_ap": (_fmt(v["reference_ap"]) if v["reference_ap"] is not None
+                       or not v.get("reference_note") else "not fully trained"),
             "ref_latency_ms": _fmt(v["reference_latency_ms"]),
             "d_ap": _fmt(_diff(v["ap"], v["reference_ap"]), signed=True),
             "speedup": _fmt(_ratio(v["reference_latency_ms"], v["latency_ms"]), suffix="x"),

@@ -8,8 +8,13 @@ end the Pareto front, the n/s/m/l variants, plots and a summary.
 
 Resume: the study is the source of truth. A resumed session opens the same study and starts a
 fresh Tuner (its Ray experiment in ``ray/session-<k>``) that first runs again the trials left
-RUNNING by the interrupted session (same Optuna numbers) and then asks only for the trials
-still missing from the budget. Finished trials are never re-run and no number is used twice.
+RUNNING by the interrupted session (same Optuna numbers, asked again on their own Optuna trial
+so that parameters a kill left unwritten are sampled; training continues from the trial's
+per-epoch checkpoint in ``RUN_DIR/work``) and then asks only for the trials still missing from
+the budget. Finished trials are never re-run and no number is used twice. A killed session
+loses little bookkeeping: run.json carries its elapsed time (updated after each trial and
+every result, at most every 10 s), the study each finished trial. ``opennac stop RUN_DIR``
+(`nas.runlock`) stops a sweep like Ctrl+C.
 (We do not use ``Tuner.restore``: it would replay Ray's own snapshot of trial state, which can
 lag behind the study, and it needs the searcher pickled; the study already has everything.)
 
@@ -90,17 +95,19 @@ def resume_search(
 
 # -- one session --------------------------------------------------------------------------------
 def _session(rd: RunDir, exp: Experiment, address: str | None, progress: bool) -> Path:
-    from filelock import FileLock, Timeout
+    from nas.runlock import LockHeld, RunLock
 
-    lock = FileLock(str(rd.lock_file))
+    lock = RunLock(rd.path)
     try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise SearchError(
-            f"{rd.path}: a sweep is already running in this run directory (lock {rd.lock_file})"
-        ) from None
+        lock.acquire()
+    except LockHeld as exc:
+        raise SearchError(str(exc)) from None
     try:
-        return _Session(rd, exp, address or exp.ray.address, progress).run()
+        session = _Session(rd, exp, address or exp.ray.address, progress)
+        if lock.warning:
+            warnings.warn(lock.warning, stacklevel=2)
+            session.notes.append(lock.warning)
+        return session.run()
     finally:
         lock.release()
 
@@ -121,12 +128,13 @@ class _Session:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         meta = self.rd.meta()
-        sessions = list(meta.get("sessions") or [])
+        self.sessions = sessions = list(meta.get("sessions") or [])
         self.session = len(sessions) + 1
+        # a killed session's elapsed_s is its last heartbeat (`_heartbeat`)
         self._setup(elapsed_before=float(sum(s.get("elapsed_s") or 0 for s in sessions)))
         sessions.append({"session": self.session, "started": now_iso(),
                          "host": socket.gethostname(), "pid": os.getpid(),
-                         "code_version": self.code_version})
+                         "code_version": self.code_version, "elapsed_s": 0.0})
         self.rd.update_meta(status="running", sessions=sessions)
         status = "interrupted"
         try:
@@ -142,6 +150,16 @@ class _Session:
             self.rd.update_meta(status=status, sessions=sessions)
         self._finish(status)
         return self.rd.path
+
+    def _heartbeat(self, force: bool = False) -> None:
+        """Write this session's elapsed time to run.json (at most every 10 s unless
+        ``force``), so a SIGKILLed session still counts its wall time."""
+        now = time.monotonic()
+        if not force and now - getattr(self, "_beat", 0.0) < 10.0:
+            return
+        self._beat = now
+        self.sessions[-1].update(elapsed_s=round(now - self.t0, 3), updated=now_iso())
+        self.rd.update_meta(sessions=self.sessions)
 
     def _setup(self, elapsed_before: float) -> None:
         """Everything before Ray: a user error here leaves no trace in the run directory
@@ -178,6 +196,7 @@ class _Session:
             make_config=self._make_config, on_finish=self._on_finish,
             max_trials=exp.budget.trials, deadline=deadline, stopped=stopped,
             constraint_limits=dataclasses.asdict(exp.constraints), session=self.session,
+            on_result=self._heartbeat,
         )
         finished = [t for t in self.study.get_trials(deepcopy=False) if t.state.is_finished()]
         self.progress = Progress(
@@ -331,10 +350,18 @@ class _Session:
                 failure_config=tune.FailureConfig(max_failures=0),
             ),
         )
+        from nas.runlock import StopWatch
+
         previous = _sigterm_as_sigint()
+        watch = StopWatch(self.rd.path, lambda: os.kill(os.getpid(), signal.SIGINT))
+        watch.clear()  # a request left from before this session is not for it
+        watch.start()
         try:
             tuner.fit()
         finally:
+            watch.stop()
+            if watch.requested:
+                self.notes.append("stopped by `opennac stop`")
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
             if started:
@@ -356,6 +383,9 @@ class _Session:
 
     # -- after each trial and at the end ----------------------------------------------------------
     def _on_finish(self, frozen: Any) -> None:
+        from nas.weights import work_dir_of
+
+        shutil.rmtree(work_dir_of(self.rd.path, frozen.number), ignore_errors=True)
         row = trial_row(frozen)
         if row["status"] in ("COMPLETE", "STOPPED") and row.get("reused_from") is None:
             self._write_arch(row, frozen.params)
@@ -364,6 +394,7 @@ class _Session:
         full = df[df["number"] == row["number"]]
         shown = full.iloc[0].to_dict() if len(full) else row
         self.progress.trial_finished(shown, _counts(df), self._front(df))
+        self._heartbeat(force=True)
 
     def _write_arch(self, row: dict[str, Any], params: dict[str, Any]) -> Path:
         from models.archfile import save_arch
@@ -406,6 +437,7 @@ class _Session:
         prune_weights(self.rd.path, df, self.exp.objectives, self.exp.weights.keep)
 
     def _finish(self, status: str) -> None:
+        self._clean_work()
         df = self._write_table()
         front = self._front(df)
         front.to_csv(self.rd.pareto_csv, index=False)
@@ -419,6 +451,20 @@ class _Session:
         if self.show:
             self.progress.summary(str(self.rd.path), status, counts, front, variants, self.notes,
                                   noise=self.band.describe(), warnings=self.warnings)
+
+    def _clean_work(self) -> None:
+        """Remove the work folders of trials that are no longer RUNNING (left by a stop)."""
+        from nas.weights import WORK_DIR
+
+        folder = self.rd.path / WORK_DIR
+        if not folder.is_dir():
+            return
+        running = {t.number for t in self.study.get_trials(deepcopy=False)
+                   if t.state.name == "RUNNING"}
+        for path in folder.glob("trial_*"):
+            number = path.name.removeprefix("trial_")
+            if number.isdigit() and int(number) not in running:
+                shutil.rmtree(path, ignore_errors=True)
 
     def _variants(self, df: Any, measure: bool) -> dict[str, str]:
         """Variants; a reference latency the trials did not measure is measured here only at

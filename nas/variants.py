@@ -140,9 +140,11 @@ def write_variants(
             metrics["reference"] = ref_name
             metrics["reference_latency_ms"] = round(ref_ms, 6)
             ref_row = reference_rows.get(ref_name)
-            if ref_row is not None and finite_float(ref_row.get("ap")) is not None:
+            if fully_trained(ref_row):
                 metrics["reference_ap"] = finite_float(ref_row.get("ap"))
                 metrics["reference_trial"] = int(ref_row["number"])
+            elif ref_row is not None:  # its latency counts, its AP does not
+                metrics["reference_note"] = not_fully_trained(ref_row)
         prov = dict(provenance)
         prov.update({"trial": number, "variant": name})
         path = variants_dir / f"{name}.yaml"
@@ -196,6 +198,22 @@ def set_label(budgets: Mapping[str, float]) -> str:
     """A folder name for a set of budgets: ``{"tiny": 7, "big": 12}`` -> ``tiny7ms_big12ms``."""
     text = "_".join(f"{name}{float(ms):g}ms" for name, ms in budgets.items())
     return re.sub(r"[^A-Za-z0-9_.+-]", "-", text)[:80] or "custom"
+
+
+def fully_trained(row: Any) -> bool:
+    """A trials-table row that is COMPLETE at full fidelity with a finite AP: the only kind whose
+    AP may stand for a reference (a reference stopped early by ASHA, failed or interrupted does
+    not)."""
+    return (row is not None and str(row.get("status")) == "COMPLETE"
+            and _truthy(row.get("full_fidelity")) and finite_float(row.get("ap")) is not None)
+
+
+def not_fully_trained(row: Any) -> str:
+    """One line saying why a reference row's AP is not used."""
+    done, epochs = finite_float(row.get("epochs_done")), finite_float(row.get("epochs"))
+    trained = f", {done:g} of {epochs:g} epochs" if done is not None and epochs else ""
+    return (f"reference not fully trained (trial {int(row['number'])}: "
+            f"{row.get('status')}{trained}); no AP comparison")
 
 
 def _truthy(value: Any) -> bool:
@@ -265,8 +283,11 @@ def update_variants(
     ref_rows: dict[str, Any] = {}
     if "reference" in df.columns:
         for _, r in df[df["reference"].notna()].iterrows():
-            if finite_float(r.get("latency_ms")) is not None:
-                ref_rows.setdefault(str(r["reference"]), r)
+            if finite_float(r.get("latency_ms")) is not None:  # a fully trained row first
+                name = str(r["reference"])
+                if name not in ref_rows or (fully_trained(r)
+                                            and not fully_trained(ref_rows[name])):
+                    ref_rows[name] = r
     if budgets is None and v.budgets is not None:
         budgets = dict(v.budgets)
     if budgets is None:
@@ -378,7 +399,7 @@ def _variant_claims(
             continue
         ref_name, ref_ms = refs[name]
         ref_row = ref_rows.get(ref_name)
-        ref_ap = None if ref_row is None else finite_float(ref_row.get("ap"))
+        ref_ap = finite_float(ref_row.get("ap")) if fully_trained(ref_row) else None
         ref_n = None if ref_row is None else ref_row.get("repeats")
         ref_cv = (ref_info.get(ref_name) or {}).get("cv")
         out[name] = claim(float(row["ap"]), row.get("repeats"), float(row["latency_ms"]),
@@ -418,6 +439,8 @@ __all__ = [
     "VariantsError",
     "check_overwrite",
     "finite_float",
+    "fully_trained",
+    "not_fully_trained",
     "parse_budget_args",
     "reference_budgets",
     "row_metrics",
