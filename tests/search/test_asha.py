@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from models import load_arch_record
+from nas.rundir import flat_attrs
 from nas.search import run_search
 from nas.variants import select_variants
 
@@ -88,7 +89,7 @@ def test_stopped_trials_are_pruned_in_the_study(asha_run: Path) -> None:
     df = pd.read_csv(asha_run / "trials.csv").set_index("number")
     for t in study.trials:
         row = df.loc[t.number]
-        attrs = t.user_attrs
+        attrs = flat_attrs(t.user_attrs)
         assert attrs["status"] == row["status"]
         assert attrs["epochs_done"] == row["epochs_done"] and attrs["epochs"] == EPOCHS
         assert attrs["image_size"] == 96 and attrs["train_images"] == 48

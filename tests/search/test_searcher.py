@@ -13,6 +13,7 @@ import pytest
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
+from nas.rundir import flat_attrs
 from nas.searcher import StudySearcher, make_sampler
 from search_spaces import get_space
 
@@ -83,12 +84,13 @@ def test_complete_stopped_failed(space: Any) -> None:
     s.on_trial_complete("r3", _result(d, 2, ap=0.2, latency_ms=2.0))
     t = study.trials
     assert t[0].state == TrialState.COMPLETE and t[0].values == [0.3, 4.0]
-    assert t[0].user_attrs["status"] == "COMPLETE" and t[0].user_attrs["full_fidelity"]
+    a = [flat_attrs(x.user_attrs) for x in t]  # the row is one attribute
+    assert a[0]["status"] == "COMPLETE" and a[0]["full_fidelity"]
     assert t[1].state == TrialState.PRUNED and t[1].values is None
-    assert t[1].user_attrs["status"] == "STOPPED"
-    assert t[1].user_attrs["epochs_done"] == 1 and t[1].user_attrs["full_fidelity"] is False
-    assert t[2].state == TrialState.FAIL and "loss nan" in t[2].user_attrs["error"]
-    assert t[3].state == TrialState.COMPLETE and t[3].user_attrs["full_fidelity"] is True
+    assert a[1]["status"] == "STOPPED"
+    assert a[1]["epochs_done"] == 1 and a[1]["full_fidelity"] is False
+    assert t[2].state == TrialState.FAIL and "loss nan" in a[2]["error"]
+    assert t[3].state == TrialState.COMPLETE and a[3]["full_fidelity"] is True
 
 
 def test_missing_objective_is_a_failure(space: Any) -> None:
@@ -97,7 +99,7 @@ def test_missing_objective_is_a_failure(space: Any) -> None:
     a = s.suggest("r0")
     s.on_trial_complete("r0", _result(a, 2, "COMPLETE", ap=0.3))  # no latency
     assert study.trials[0].state == TrialState.FAIL
-    assert "latency_ms" in study.trials[0].user_attrs["error"]
+    assert "latency_ms" in flat_attrs(study.trials[0].user_attrs)["error"]
 
 
 def test_worker_error_is_a_failure(space: Any) -> None:
@@ -106,7 +108,7 @@ def test_worker_error_is_a_failure(space: Any) -> None:
     s.suggest("r0")
     s.on_trial_complete("r0", None, error=True)
     assert study.trials[0].state == TrialState.FAIL
-    assert "worker failed" in study.trials[0].user_attrs["error"]
+    assert "worker failed" in flat_attrs(study.trials[0].user_attrs)["error"]
 
 
 def test_constraints_reach_the_sampler(space: Any) -> None:
