@@ -13,6 +13,10 @@ process send itself SIGKILL, a real kill with no cleanup, at one of these points
 
 Only the driver reads it (trials run in Ray workers). Unset, every hook is a no-op.
 
+``OPENNAC_EPOCH_LOG=FILE`` (read by the driver, passed to trials in their config) appends a line
+``<trial number> <epoch>`` to FILE after every trained epoch of a main run: how
+`benchmarks/faults.py` counts epochs trained twice.
+
 Example:
     >>> from nas.faults import parse_faults
     >>> parse_faults("sample:3:10,train:1")
@@ -55,6 +59,13 @@ def faults_from_env() -> dict[tuple[str, int], int]:
     return parse_faults(os.environ.get(ENV))
 
 
+def log_epoch(path: str | None, number: int, epoch: int) -> None:
+    """Append ``number epoch`` to the epoch log (no-op without one)."""
+    if path:
+        with open(path, "a") as fh:
+            fh.write(f"{int(number)} {int(epoch)}\n")
+
+
 def die() -> None:
     """SIGKILL this process (nothing after this line runs)."""
     os.kill(os.getpid(), signal.SIGKILL)
@@ -84,4 +95,5 @@ class KillingTrial:
         return suggest
 
 
-__all__ = ["ENV", "KillingTrial", "POINTS", "die", "faults_from_env", "parse_faults"]
+__all__ = ["ENV", "KillingTrial", "POINTS", "die", "faults_from_env", "log_epoch",
+           "parse_faults"]

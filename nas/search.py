@@ -296,6 +296,8 @@ class _Session:
         }
         if number in self.fail_numbers:
             config["fail_after_epoch"] = 1
+        if os.environ.get("OPENNAC_EPOCH_LOG"):  # fault benchmarks (`nas.faults`)
+            config["epoch_log"] = os.environ["OPENNAC_EPOCH_LOG"]
         return config
 
     def _fit(self, searcher: Any, scheduler: Any) -> None:

@@ -40,6 +40,8 @@ from typing import Any
 
 from filelock import FileLock
 
+from nas.faults import log_epoch
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -299,6 +301,7 @@ def _train(config: dict[str, Any], s: dict[str, Any], spec: Any, rec: dict[str, 
         if rec.get("ap") is not None and not math.isfinite(rec["ap"]):
             raise FloatingPointError(f"AP is {rec['ap']} after epoch {epoch}")
         report({**rec, "epoch": int(epoch), "loss": metrics.get("loss")})
+        log_epoch(config.get("epoch_log"), config["number"], epoch)
         if fail_after is not None and epoch >= fail_after:
             raise InjectedFailure(f"injected failure after epoch {epoch} (OPENNAC_FAIL_TRIALS)")
 
