@@ -52,8 +52,8 @@ class TrialWeights:
     the per-epoch checkpoint survives a killed session so that the trial, run again on resume,
     continues from its last epoch (None without a run directory: no checkpoint). `keep`
     copies its EMA weights to ``RUN_DIR/weights`` when the trial completed at full fidelity
-    (unless ``keep: none``) and removes the folder; the driver removes the folders of trials
-    that finished otherwise (stopped by the scheduler).
+    (unless ``keep: none``); the driver removes the folder once it has recorded the trial, a
+    failed trial removes it itself (`discard`).
     """
 
     def __init__(self, settings: Mapping[str, Any], number: int) -> None:
@@ -72,17 +72,15 @@ class TrialWeights:
 
     def keep(self, record: dict[str, Any]) -> Path | None:
         """Copy the checkpoint when ``record`` is COMPLETE at full fidelity; returns the kept
-        file (None otherwise). The working folder is removed either way."""
+        file (None otherwise). The working folder stays until the driver has recorded the
+        trial (`nas.search` removes it then): a driver killed before that runs the trial again,
+        which then finds its training done."""
         from evaluators.trainer import CHECKPOINT_NAME
 
-        kept = None
-        try:
-            done = record.get("status") == "COMPLETE" and record.get("full_fidelity")
-            if self.dest is not None and self.work_dir is not None and done:
-                kept = slim_checkpoint(self.work_dir / CHECKPOINT_NAME, self.dest)
-        finally:
-            self.discard()
-        return kept
+        done = record.get("status") == "COMPLETE" and record.get("full_fidelity")
+        if self.dest is not None and self.work_dir is not None and done:
+            return slim_checkpoint(self.work_dir / CHECKPOINT_NAME, self.dest)
+        return None
 
     def discard(self) -> None:
         """Remove the working folder (its checkpoints are of no further use)."""

@@ -19,7 +19,7 @@ from search_spaces import SpaceError, get_space
 pytestmark = pytest.mark.slow
 
 EPOCHS = 2
-BUDGET = 4
+BUDGET = 3
 
 
 def test_driver_killed_thrice_then_resumed(tmp_path: Path, tiny: Any, ray_local: Any) -> None:
@@ -39,15 +39,16 @@ def test_driver_killed_thrice_then_resumed(tmp_path: Path, tiny: Any, ray_local:
     with pytest.raises(SpaceError, match="missing"):  # what made every resume fail before
         get_space(**exp["space"]).replay(t1.params)
 
-    # 2. killed while training: trial 2 has reported its first epoch (its checkpoint is on disk)
-    rc, out, _ = drive(["resume", str(run)], address, "train:2:1")
+    # 2. killed while training: trial 1 (re-asked) has reported its first epoch, whose
+    #    checkpoint is on disk
+    rc, out, _ = drive(["resume", str(run)], address, "train:1:1")
     assert rc == -9, out
-    assert (run / "work" / "trial_0002" / "last.pt").is_file()
+    assert (run / "work" / "trial_0001" / "last.pt").is_file()
     meta = RunDir.open(run).meta()
     assert meta["sessions"][1]["elapsed_s"] > 0  # the killed session's time was written
 
-    # 3. killed while trial 3's result is written (its row stored, the trial not yet told)
-    rc, out, _ = drive(["resume", str(run)], address, "write:3")
+    # 3. killed while trial 2's result is written (its row stored, the trial not yet told)
+    rc, out, _ = drive(["resume", str(run)], address, "write:2")
     assert rc == -9, out
 
     # 4. a clean resume finishes the budget
@@ -56,8 +57,9 @@ def test_driver_killed_thrice_then_resumed(tmp_path: Path, tiny: Any, ray_local:
     df = check_final(run, BUDGET, EPOCHS).set_index("number")
     assert len(df.loc[1].filter(like="param_").dropna()) > 5  # re-asked: missing ones sampled
     assert df.loc[1, "param_" + next(iter(t1.params))] == next(iter(t1.params.values()))
-    # trial 2 continued from its checkpoint instead of epoch 0; the row says so
-    assert df.loc[2, "resumed_from_epoch"] >= 1
+    # trial 1 continued from its checkpoint instead of epoch 0, and so did trial 2 (trained
+    # fully before the kill); the rows say so
+    assert df.loc[1, "resumed_from_epoch"] >= 1 and df.loc[2, "resumed_from_epoch"] == EPOCHS
     meta = json.loads((run / "run.json").read_text())
     assert meta["status"] == "finished" and len(meta["sessions"]) == 4
     assert not any((run / "work").glob("trial_*"))  # work folders of finished trials removed

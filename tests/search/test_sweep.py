@@ -77,6 +77,7 @@ def test_failing_trial_recorded_sweep_goes_on(sweep: Path) -> None:
     failed = df[df.number == 1].iloc[0]
     assert failed["status"] == "FAIL"
     assert "InjectedFailure" in failed["error"] and "after epoch 1" in failed["error"]
+    assert failed["failure"] == "injected"  # its kind, recorded once (never raised to Ray)
     assert failed["epochs_done"] == 1  # it did train: the failure is mid-run
     assert pd.isna(failed["arch_file"])
 
