@@ -11,7 +11,7 @@ number or an architecture twice in the table); epochs retrained (epochs reported
 the same trial, from ``OPENNAC_EPOCH_LOG``; a partial epoch cut by a kill is not counted);
 trials resumed from a checkpoint; wall time of all sessions (driver start-ups included).
 
-    python benchmarks/faults.py [--epochs 3] [--trials 3] [--only sample,train]
+    python benchmarks/faults.py [--epochs 2] [--trials 3] [--only sample,train]
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ SCENARIOS = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--only", default="", help="comma-separated words picking scenarios")
     args = parser.parse_args()
@@ -146,14 +146,16 @@ def main() -> None:
     address = ray.get_runtime_context().gcs_address
     rows = []
     words = [w for w in args.only.split(",") if w]
-    with tempfile.TemporaryDirectory(prefix="opennac-faults-") as tmp:
-        for name, fault in SCENARIOS.items():
-            if words and not any(w in name for w in words):
-                continue
-            rows.append(scenario(name.replace(" ", "_"), fault, Path(tmp), address,
-                                 args.epochs, args.trials))
-            print(rows[-1], flush=True)
-    ray.shutdown()
+    try:
+        with tempfile.TemporaryDirectory(prefix="opennac-faults-") as tmp:
+            for name, fault in SCENARIOS.items():
+                if words and not any(w in name for w in words):
+                    continue
+                rows.append(scenario(name.replace(" ", "_"), fault, Path(tmp), address,
+                                     args.epochs, args.trials))
+                print(rows[-1], flush=True)
+    finally:
+        ray.shutdown()
     print(f"\n{args.trials} trials x {args.epochs} epochs, 2 at a time, tiny pose space, CPU")
     cols = list(rows[0]) if rows else []
     print("| " + " | ".join(cols) + " |")

@@ -288,7 +288,9 @@ def _rows_from_study(url: str, study_name: str | None) -> pd.DataFrame:
     rows = []
     for trial in study.get_trials(deepcopy=False):
         row: dict[str, Any] = {"number": trial.number}
-        attrs = {k: v for k, v in flat_attrs(trial.user_attrs).items() if _is_scalar(v)}
+        finished = trial.state.name not in ("RUNNING", "WAITING")  # else `row` is unfinished
+        attrs = {k: v for k, v in (flat_attrs(trial.user_attrs) if finished
+                                   else trial.user_attrs).items() if _is_scalar(v)}
         row["status"] = attrs.pop("status", None) or _STATE_TO_STATUS.get(trial.state.name)
         row.update({f"param_{k}": v for k, v in trial.params.items()})
         if trial.values is not None:
