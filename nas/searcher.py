@@ -194,12 +194,12 @@ class StudySearcher(Searcher):
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self._last[trial_id] = result
+        if self.on_result is not None:
+            self.on_result()
         number = self._live.get(trial_id)
         kill_at = self._faults.get(("train", number)) if number is not None else None
         if kill_at is not None and kill_at == result.get("epoch"):
             die()
-        if self.on_result is not None:
-            self.on_result()
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
