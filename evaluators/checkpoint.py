@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from models.safeload import UnsafeCheckpointError, safe_torch_load
 from models.spec import ArchSpec, SpecError
 
 CKPT_FORMAT = "opennac-ckpt/1"
@@ -82,12 +83,14 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read and check a checkpoint (``torch.load(weights_only=True)``)."""
+    """Read and check a checkpoint (`models.safeload.safe_torch_load`: weights only)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
-        doc = torch.load(path, map_location=map_location, weights_only=True)
+        doc = safe_torch_load(path, map_location=map_location)
+    except UnsafeCheckpointError as exc:  # it needs more than plain types: never unpickled
+        raise CheckpointError(str(exc)) from None
     except Exception as exc:  # torch raises several types for a foreign or damaged file
         raise CheckpointError(
             f"{path}: not an OpenNAC checkpoint (torch.load with weights_only=True failed: "

@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except CliError as exc:
-        print(f"opennac {args.command}: error: {exc}", file=sys.stderr)
+        from nas.secrets import mask_text
+
+        print(f"opennac {args.command}: error: {mask_text(str(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `opennac describe ... | head`
         sys.stderr.close()

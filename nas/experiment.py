@@ -254,6 +254,7 @@ class Experiment:
     resources: Resources = field(default_factory=Resources)
     ray: RaySection = field(default_factory=RaySection)
     storage: str | None = None  # Optuna storage URL; default sqlite in the run directory
+    storage_env: str | None = None  # or: the environment variable holding it (nas.secrets)
     seed_references: bool = True
     variants: Variants = field(default_factory=Variants)
     weights: WeightsSection = field(default_factory=WeightsSection)
@@ -272,6 +273,16 @@ class Experiment:
         ordered["space"] = d.pop("space")
         ordered.update(d)
         return ordered
+
+    def storage_url(self) -> str | None:
+        """The Optuna storage URL with its ``${NAME}`` / ``storage_env`` read from the
+        environment (None: SQLite in the run directory); ExperimentError names a missing one."""
+        from nas.secrets import SecretError, storage_url
+
+        try:
+            return storage_url(self.storage, self.storage_env, f"{self.source}: ")
+        except SecretError as exc:
+            raise ExperimentError(str(exc)) from None
 
     @property
     def cv_threshold(self) -> float:
@@ -403,6 +414,7 @@ def _check(exp: Experiment, src: str) -> None:
     if exp.task not in TASKS:
         fail("task", f"expected one of {', '.join(TASKS)}, got {exp.task!r}")
     _check_space(exp, src)
+    _check_storage(exp, src)
     d = exp.data
     if (d.synthetic is None) == (d.path is None):
         fail("data", "expected exactly one of 'synthetic' or 'path'")
@@ -537,6 +549,15 @@ def _check_latency_enums(lat: LatencySection, fail: Any) -> None:
              f"{', '.join(kinds[lat.device])}, got {lat.precision!r}")  # fmt: skip
 
 
+def _check_storage(exp: Experiment, src: str) -> None:
+    from nas.secrets import SecretError, check_storage
+
+    try:
+        check_storage(exp.storage, exp.storage_env, f"{src}: ")
+    except SecretError as exc:
+        raise ExperimentError(str(exc)) from None
+
+
 def _check_space(exp: Experiment, src: str) -> None:
     from search_spaces import get_space, list_spaces
 
@@ -666,9 +687,12 @@ def _kind(value: Any) -> str:
 
 
 def dump_experiment(exp: Experiment, path: str | Path) -> Path:
-    """Write the resolved experiment as YAML."""
+    """Write the resolved experiment as YAML (a password in a URL masked: `nas.secrets`)."""
+    from nas.secrets import mask
+
     path = Path(path)
-    path.write_text(yaml.safe_dump(exp.to_dict(), sort_keys=False, default_flow_style=False))
+    doc = mask(exp.to_dict())
+    path.write_text(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
     return path
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.cli import CliError
+from nas.safepath import check_relative
 
 _OVERRIDES = ("image_size", "batch", "lr", "seed")
 
@@ -38,6 +39,10 @@ def variant_file(run_dir: Path, variant: str | None) -> Path:
         names = sorted(str(p.relative_to(folder))[:-5] for p in folder.rglob("*.yaml"))
         raise CliError(f"{run_dir} is a run directory: choose a variant with --variant "
                        f"({', '.join(names) or 'none written yet: run opennac variants'})")
+    try:
+        check_relative(variant, "--variant")
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     path = folder / f"{variant}.yaml"
     if not path.is_file():
         names = sorted(str(p.relative_to(folder))[:-5] for p in folder.rglob("*.yaml"))

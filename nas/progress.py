@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
+from nas.secrets import mask_text
+
 
 def fmt_duration(seconds: float) -> str:
     """``75`` -> ``'1:15'``; ``3725`` -> ``'1:02:05'``."""
@@ -98,7 +100,7 @@ class Progress:
 
     def say(self, text: str) -> None:
         if self.enabled:
-            print(text, file=self.stream, flush=True)
+            print(mask_text(text), file=self.stream, flush=True)
 
     def start(self, run_dir: str, session: int, done_before: int, failed_before: int) -> None:
         self.done_before = done_before

@@ -31,6 +31,7 @@ import pandas as pd
 
 from nas.pareto import DEFAULT_OBJECTIVES, check_objectives, default_reference_point, valid_mask
 from nas.rundir import HEAD_COLUMNS, RunDir, flat_attrs
+from nas.secrets import mask_text
 
 # The trials table of docs/internals.md by type, after HEAD_COLUMNS and the param_<name> columns.
 FLOAT_COLUMNS = (
@@ -77,7 +78,12 @@ def load_run(
         raise ResultsError(f"{path}: no such run directory (expected runs/<name>/ with run.json)")
     info = read_run_info(path)
     table = _read_table(path)
-    study_url = _study_url(path, info)
+    try:
+        study_url = _study_url(path, info)
+    except ResultsError:  # e.g. its ${NAME} not set here: the files are enough when present
+        if table is None:
+            raise
+        study_url = None
     live = str(info.get("status", "")).lower() in _LIVE_RUN_STATUSES or not info.get("status")
     if study_url and (table is None or live):
         try:
@@ -233,9 +239,18 @@ def _read_table(run_dir: Path) -> pd.DataFrame | None:
 
 def _study_url(run_dir: Path, info: Mapping[str, Any]) -> str | None:
     """The run's study storage: the experiment's ``storage`` URL if set, else ``study.db``."""
-    storage = info.get("storage") or read_experiment(run_dir).get("storage")
-    if isinstance(storage, str) and storage:
-        return storage
+    from nas.secrets import SecretError, storage_url
+
+    doc = read_experiment(run_dir)
+    storage = info.get("storage") or doc.get("storage")
+    env = doc.get("storage_env")
+    if (isinstance(storage, str) and storage) or isinstance(env, str):
+        try:  # ${NAME} / storage_env read from the environment (nas.secrets)
+            return storage_url(storage if isinstance(storage, str) else None,
+                               env if isinstance(env, str) else None,
+                               f"{run_dir / 'experiment.yaml'}: ")
+        except SecretError as exc:
+            raise ResultsError(str(exc)) from None
     db = run_dir / "study.db"
     return f"sqlite:///{db.resolve()}" if db.is_file() else None
 
@@ -257,7 +272,7 @@ def _only_study_name(url: str) -> str:
     try:
         names = optuna.get_all_study_names(storage=url)
     except Exception as exc:  # noqa: BLE001 - any storage error becomes one clear message
-        raise ResultsError(f"{url}: cannot open the Optuna storage ({exc})") from None
+        raise ResultsError(mask_text(f"{url}: cannot open the Optuna storage ({exc})")) from None
     if len(names) != 1:
         raise ResultsError(
             f"{url}: holds {len(names)} studies ({', '.join(names) or 'none'}); pass study_name="
@@ -273,7 +288,7 @@ def _rows_from_study(url: str, study_name: str | None) -> pd.DataFrame:
     try:
         names = optuna.get_all_study_names(storage=url)
     except Exception as exc:  # noqa: BLE001
-        raise ResultsError(f"{url}: cannot open the Optuna storage ({exc})") from None
+        raise ResultsError(mask_text(f"{url}: cannot open the Optuna storage ({exc})")) from None
     if study_name not in names:
         if study_name is None and len(names) == 1:
             study_name = names[0]

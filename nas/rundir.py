@@ -188,7 +188,10 @@ class RunDir:
             raise RunDirError(f"{self.run_json}: not valid JSON ({exc})") from None
 
     def write_meta(self, meta: Mapping[str, Any]) -> None:
-        _atomic_write(self.run_json, json.dumps(dict(meta), indent=2, default=str) + "\n")
+        from nas.secrets import mask
+
+        text = json.dumps(mask(dict(meta)), indent=2, default=str)  # no password in a URL
+        _atomic_write(self.run_json, text + "\n")
 
     def update_meta(self, **changes: Any) -> dict[str, Any]:
         """Read-modify-write run.json, keeping keys written by others (e.g. hv_reference)."""
@@ -204,7 +207,9 @@ class RunDir:
     # -- trials table -----------------------------------------------------------------------------
     def write_trials(self, rows: Iterable[Mapping[str, Any]]) -> Any:
         """Write trials.csv and trials.parquet (atomically); returns the DataFrame."""
-        df = trials_frame(rows)
+        from nas.secrets import mask
+
+        df = trials_frame(mask(dict(r)) for r in rows)  # an error text may quote a URL
         tmp = self.trials_csv.with_name("trials.csv.tmp")
         df.to_csv(tmp, index=False)
         tmp.replace(self.trials_csv)

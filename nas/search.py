@@ -37,8 +37,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from nas.experiment import Experiment, dump_experiment, load_experiment
+from nas.experiment import Experiment, ExperimentError, dump_experiment, load_experiment
 from nas.rundir import RunDir, RunDirError, code_version, now_iso, trial_row
+from nas.safepath import UnsafeNameError, check_name, inside
+from nas.secrets import mask_text
 from nas.variants import update_variants, valid_trials
 
 
@@ -63,7 +65,10 @@ def run_search(
     ``ray.address``, else a local Ray.
     """
     exp = load_experiment(experiment)
-    path = Path(output) / (name or exp.name)
+    try:  # the run directory stays a folder of `output`
+        path = inside(output, check_name(name or exp.name, "--name"), what="--name")
+    except UnsafeNameError as exc:
+        raise SearchError(str(exc)) from None
     if (path / "run.json").exists():
         if not resume:
             raise SearchError(
@@ -220,17 +225,21 @@ class _Session:
     def _open_study(self, sampler: Any) -> Any:
         import optuna
 
-        url = self.rd.storage_url(self.exp.storage)
+        try:
+            url = self.rd.storage_url(self.exp.storage_url())
+        except ExperimentError as exc:
+            raise SearchError(str(exc)) from None
+        shown = mask_text(url)  # messages never show a password
         name = self.rd.name
         directions = ["maximize" if d == "max" else "minimize"
                       for d in self.exp.objectives.values()]
         try:
             existing = name in optuna.get_all_study_names(storage=url)
         except Exception as exc:  # noqa: BLE001 - any storage failure is the user's to fix
-            raise SearchError(f"storage {url}: cannot open ({exc})") from None
+            raise SearchError(mask_text(f"storage {shown}: cannot open ({exc})")) from None
         if self.session == 1 and existing:
             raise SearchError(
-                f"storage {url} already holds a study named {name!r}; choose another --name"
+                f"storage {shown} already holds a study named {name!r}; choose another --name"
             )
         study = optuna.create_study(
             study_name=name, storage=url, directions=directions, sampler=sampler,

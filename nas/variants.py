@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.rundir import row_metrics
+from nas.safepath import UnsafeNameError, check_name, inside
 
 SIZES = ("n", "s", "m", "l")
 
@@ -278,7 +279,12 @@ def update_variants(
     own = budgets is None or (v.budgets is not None and dict(budgets) == dict(v.budgets))
     if label is None and not own and budgets is not None:
         label = set_label(budgets)
-    folder = rd.variants_dir / label if label else rd.variants_dir
+    try:  # each becomes a file or folder under variants/
+        for name in list(budgets or {}) + ([label] if label else []):
+            check_name(name, "variant label" if name == label else "variant name")
+        folder = inside(rd.variants_dir, label, what="label") if label else rd.variants_dir
+    except UnsafeNameError as exc:
+        raise VariantsError(str(exc)) from None
     refs: dict[str, tuple[str, float]] | None = None
     ref_rows: dict[str, Any] = {}
     if "reference" in df.columns:
@@ -430,6 +436,7 @@ def parse_budget_args(items: list[str]) -> dict[str, float]:
             ms = float("nan")
         if not sep or not name or not math.isfinite(ms) or ms <= 0:
             raise ValueError(f"--budget {item!r}: expected NAME=MS with a positive latency in ms")
+        check_name(name, f"--budget {item!r}")  # NAME becomes NAME.yaml
         out[name] = ms
     return out
 

@@ -12,7 +12,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 from typing import Any
 
@@ -59,23 +58,13 @@ def register(subparsers: Any) -> None:
 
 
 def _load(path: Path) -> Any:
-    """``torch.load(weights_only=True)`` with its failures as one line."""
-    import pickle
-
-    import torch
+    """`models.safeload.safe_torch_load` (weights only) with its failures as one line."""
+    from models.safeload import UnsafeCheckpointError, safe_torch_load
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        if found is None:  # a damaged file or no pickle at all
-            raise CliError(f"{path}: not a PyTorch checkpoint (unpickling failed)") from None
-        what = f" (it holds a {found.group(1)})"
-        raise CliError(
-            f"{path}: torch.load(weights_only=True) refused it{what}: the file holds objects "
-            "other than tensors, dicts, lists and numbers; in super-gradients' environment "
-            "save only the weights, e.g. torch.save(torch.load(f)['ema_net'], 'weights.pth')"
-        ) from None
+        return safe_torch_load(path)
+    except UnsafeCheckpointError as exc:
+        raise CliError(str(exc)) from None
     except Exception as exc:  # torch raises several types for a foreign or damaged file
         raise CliError(f"{path}: not a PyTorch checkpoint ({type(exc).__name__})") from None
 

@@ -186,6 +186,13 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(f"--{str(exc).split(':')[0].replace('_', '-')}: "
                        f"{str(exc).split(':', 1)[-1].strip()}") from None
+    if args.out is None:  # the name may come from a frozen file made elsewhere
+        from nas.safepath import UnsafeNameError, check_name
+
+        try:
+            check_name(name, f"{args.arch}: the architecture's name (or choose --out)")
+        except UnsafeNameError as exc:
+            raise CliError(str(exc)) from None
     out = Path(args.out) if args.out else Path("runs") / "train" / name
     init = init_checkpoint(args.init, spec) if args.init != "scratch" else None
     return train_and_report(spec, name, data, cfg, out, args, init=init, teacher=teacher)

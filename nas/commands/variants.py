@@ -47,11 +47,17 @@ def run(args: argparse.Namespace) -> int:
         budgets = parse_budget_args(args.budget) if args.budget else None
         rd = RunDir.open(args.run_dir)
         exp = load_experiment(rd.experiment_yaml)
+        storage = exp.storage_url()  # a missing ${NAME} is named here
     except (ValueError, RunDirError, ExperimentError) as exc:
         raise CliError(str(exc)) from None
-    if args.label is not None and not _simple(args.label):
-        raise CliError(f"--label: expected letters, digits, '_', '-', '.', got {args.label!r}")
-    df = rd.live_trials(exp.storage)
+    if args.label is not None:
+        from nas.safepath import UnsafeNameError, check_name
+
+        try:
+            check_name(args.label, "--label")  # a folder under RUN_DIR/variants
+        except UnsafeNameError as exc:
+            raise CliError(str(exc)) from None
+    df = rd.live_trials(storage)
     notes: list[str] = []
     warnings: list[str] = []
     try:
@@ -80,8 +86,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     return 0
 
-
-def _simple(label: str) -> bool:
-    import re
-
-    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", label))
