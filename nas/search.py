@@ -40,7 +40,7 @@ from typing import Any
 from nas.experiment import Experiment, ExperimentError, dump_experiment, load_experiment
 from nas.rundir import RunDir, RunDirError, code_version, now_iso, trial_row
 from nas.safepath import UnsafeNameError, check_name, inside
-from nas.secrets import mask_text
+from nas.secrets import has_secret, mask_text
 from nas.variants import update_variants, valid_trials
 
 
@@ -78,6 +78,10 @@ def run_search(
         return resume_search(path, address=address, progress=progress)
     rd = RunDir.create(path, name or exp.name)
     dump_experiment(exp, rd.experiment_yaml)
+    if progress and has_secret(exp.storage):
+        print("note: storage: the URL holds a password; the run directory shows it masked, so "
+              "`opennac resume` needs it from the environment: prefer storage: ...${NAME}... or "
+              "storage_env: NAME (docs/search.md, 'Storage secrets')")
     try:
         return _session(rd, exp, address, progress)
     except SearchError:

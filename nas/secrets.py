@@ -52,8 +52,13 @@ def mask_text(text: str) -> str:
         return text
     for value in sorted(_known, key=len, reverse=True):
         text = text.replace(value, MASK)
-    text = _USERINFO.sub(lambda m: m["head"] + (MASK if m["pw"] else "") + "@", text)
-    return _QUERY.sub(lambda m: m["head"] + (MASK if m["pw"] else ""), text)
+    text = _USERINFO.sub(lambda m: m["head"] + _hide(m["pw"]) + "@", text)
+    return _QUERY.sub(lambda m: m["head"] + _hide(m["pw"]), text)
+
+
+def _hide(value: str) -> str:
+    """MASK, except for nothing and a bare ``${NAME}`` (a reference, not a secret)."""
+    return value if not value or _ENV_REF.fullmatch(value) else MASK
 
 
 def mask(obj: Any) -> Any:

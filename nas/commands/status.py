@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from nas.cli import CliError
@@ -36,13 +37,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         rd = RunDir.open(args.run_dir)
         exp = load_experiment(rd.experiment_yaml)
-        storage = exp.storage_url()  # a missing ${NAME} is named here
     except (RunDirError, ExperimentError) as exc:
         raise CliError(str(exc)) from None
     meta = rd.meta()
     if meta.get("status") == "running" and not _held(rd.lock_file):
         meta["status"] = "stopped (no sweep holds the run directory; resume it)"
-    df = rd.live_trials(storage)
+    try:
+        df = rd.live_trials(exp.storage_url())
+    except ExperimentError as exc:  # its ${NAME} not set here, say: the files still answer
+        print(f"note: {exc}; reading the run directory's trials table", file=sys.stderr)
+        df = rd.read_trials()
     counts = {str(k): int(v) for k, v in df["status"].value_counts().items()}
     running = [int(n) for n in df.loc[df["status"] == "RUNNING", "number"]]
     band = run_noise(df, exp)

@@ -7,6 +7,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import sys
 
 from nas.cli import CliError
 
@@ -47,7 +48,6 @@ def run(args: argparse.Namespace) -> int:
         budgets = parse_budget_args(args.budget) if args.budget else None
         rd = RunDir.open(args.run_dir)
         exp = load_experiment(rd.experiment_yaml)
-        storage = exp.storage_url()  # a missing ${NAME} is named here
     except (ValueError, RunDirError, ExperimentError) as exc:
         raise CliError(str(exc)) from None
     if args.label is not None:
@@ -57,7 +57,11 @@ def run(args: argparse.Namespace) -> int:
             check_name(args.label, "--label")  # a folder under RUN_DIR/variants
         except UnsafeNameError as exc:
             raise CliError(str(exc)) from None
-    df = rd.live_trials(storage)
+    try:
+        df = rd.live_trials(exp.storage_url())
+    except ExperimentError as exc:  # its ${NAME} not set here, say: the files still answer
+        print(f"note: {exc}; reading the run directory's trials table", file=sys.stderr)
+        df = rd.read_trials()
     notes: list[str] = []
     warnings: list[str] = []
     try:
