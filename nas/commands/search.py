@@ -21,7 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("experiment", metavar="EXPERIMENT", help="experiment YAML file or name")
     p.add_argument("--output", default="runs", metavar="DIR",
                    help="parent folder of run directories (default: runs)")
-    p.add_argument("--name", default=None, help="run name (default: the experiment's name)")
+    p.add_argument("--name", default=None,
+                   help="run name, a plain folder name under --output (default: the "
+                   "experiment's name)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run directory if it exists (never overwritten)")
     p.add_argument("--address", default=None,
