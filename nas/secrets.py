@@ -10,8 +10,9 @@ An experiment's Optuna storage URL may hold a password. Two ways keep it off dis
   writes and every message it prints shows it masked (``postgresql://nac:***@db/nac``):
   `mask` is applied by each writer (resolved experiment, run.json, progress and error lines).
 
-Values read from the environment by `expand_env` are remembered for this process, so that
-`mask_text` also hides them where they appear bare (a driver's error message, for instance).
+The secrets of a URL opened through `storage_url` (its password, secret query values; 8
+characters or more) are remembered for this process, so that `mask_text` also hides them where
+they appear bare (a driver's error message, for instance).
 
 Example:
     >>> from nas.secrets import mask_text
@@ -40,6 +41,9 @@ _QUERY = re.compile(
     re.IGNORECASE,
 )
 _known: set[str] = set()  # secret values read from the environment by this process
+# Bare values shorter than this are not masked (they would mask ordinary words and paths);
+# in a URL they are, by its form.
+_MIN_KNOWN = 8
 
 
 class SecretError(ValueError):
@@ -87,7 +91,7 @@ def expand_env(text: str, where: str) -> str:
     """``text`` with each ``${NAME}`` replaced by the environment variable's value.
 
     SecretError naming ``where`` and the variable when one is not set, or a name is not a
-    variable name. The values read are remembered, so `mask_text` hides them from then on.
+    variable name.
     """
 
     def value(m: re.Match[str]) -> str:
@@ -123,30 +127,33 @@ def storage_url(storage: str | None, storage_env: str | None, where: str) -> str
     cannot be opened: the SecretError says how to give it again.
     """
     if storage_env:
-        return _read(storage_env, f"{where}storage_env", whole_url=True)
+        return _remember(_read(storage_env, f"{where}storage_env"))
     if not storage:
         return None
-    url = expand_env(storage, f"{where}storage")
     if f":{MASK}@" in storage or f"={MASK}" in storage:
         raise SecretError(
             f"{where}storage: {storage}: the password was masked when this file was written; "
             "put the URL in an environment variable and name it in the file "
             "(storage_env: NAME, or storage: ...${NAME}...)"
         )
-    return url
+    return _remember(expand_env(storage, f"{where}storage"))
 
 
-def _read(name: str, where: str, whole_url: bool = False) -> str:
+def _read(name: str, where: str) -> str:
     if not _ENV_NAME.match(name or ""):
         raise SecretError(f"{where}: expected an environment variable name, got {name!r}")
     value = os.environ.get(name)
     if value is None:
         raise SecretError(f"{where}: environment variable {name} is not set")
-    # Remember the secret part: a whole URL's password, else the value (which the URL
-    # embeds). Shorter values would mask ordinary text.
-    found = [m["pw"] for m in _USERINFO.finditer(value)] if whole_url else [value]
-    _known.update(v for v in found if len(v) >= 4)
     return value
+
+
+def _remember(url: str) -> str:
+    """Remember the secrets of ``url`` (its password, its secret query values) so that
+    `mask_text` hides them where they appear bare; returns ``url``."""
+    found = [m["pw"] for m in _USERINFO.finditer(url)] + [m["pw"] for m in _QUERY.finditer(url)]
+    _known.update(v for v in found if len(v) >= _MIN_KNOWN and v != MASK)
+    return url
 
 
 __all__ = [

@@ -56,7 +56,10 @@ def test_env_references(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     monkeypatch.setenv("OPENNAC_T_PW", "pw-from-env-42")
     assert expand_env("postgresql://u:${OPENNAC_T_PW}@h/db", "x") == (
         "postgresql://u:pw-from-env-42@h/db")
+    assert storage_url("postgresql://u:${OPENNAC_T_PW}@db.internal/db", None, "") == (
+        "postgresql://u:pw-from-env-42@db.internal/db")
     assert mask_text("bare pw-from-env-42 in a driver message") == "bare *** in a driver message"
+    assert mask_text("host db.internal") == "host db.internal"  # not a secret
     monkeypatch.delenv("OPENNAC_T_MISSING", raising=False)
     with pytest.raises(ValueError, match="exp.yaml: storage: environment variable "
                                          "OPENNAC_T_MISSING is not set"):  # fmt: skip
