@@ -176,6 +176,12 @@ class RunDir:
             )
         if not rd.experiment_yaml.is_file():
             raise RunDirError(f"{rd.path}: experiment.yaml is missing")
+        from nas.safepath import UnsafeNameError, check_name
+
+        try:  # the name becomes Ray Tune's folder: a run directory from elsewhere may lie
+            check_name(rd.name, f"{rd.run_json}: name")
+        except UnsafeNameError as exc:
+            raise RunDirError(str(exc)) from None
         return rd
 
     # -- run.json ---------------------------------------------------------------------------------

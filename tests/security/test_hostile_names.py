@@ -121,3 +121,21 @@ def test_frozen_file_name_is_not_a_folder(tmp_path: Path, capsys: pytest.Capture
     err = capsys.readouterr().err
     assert "the architecture's name (or choose --out)" in err and "'../../x'" in err
     assert _tree(tmp_path) == before
+
+
+def test_run_json_name_from_elsewhere(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A run directory made elsewhere whose run.json names it ``../../x``: resuming it would
+    put Ray Tune's folder outside; every command that opens it refuses."""
+    import json
+
+    rd = RunDir.create(tmp_path / "run", "run")
+    dump_experiment(load_experiment(tiny_experiment("run")), rd.experiment_yaml)
+    rd.update_meta(name="../../x")
+    assert json.loads(rd.run_json.read_text())["name"] == "../../x"
+    before = _tree(tmp_path)
+    for argv in (["resume", str(rd.path), "--quiet"], ["status", str(rd.path)],
+                 ["variants", str(rd.path), "--budget", "n=2"]):  # fmt: skip
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "run.json: name: '../../x' is not a plain name" in err, err
+    assert _tree(tmp_path) == before
