@@ -208,6 +208,9 @@ class Resources:
     gpu: float = 0.0
     accelerator_type: str | None = None  # Ray accelerator type, e.g. "T4"
     custom: dict[str, float] = field(default_factory=dict)  # custom Ray resources, {"t4": 1}
+    # Ray Tune reruns a trial whose worker or node died up to this many times (same trial,
+    # same architecture); a trial's own failure (exception, NaN, OOM) is recorded, not retried.
+    max_retries: int = 3
 
 
 @dataclass
@@ -311,7 +314,8 @@ class Experiment:
 def load_experiment(source: str | Path | dict[str, Any] | Experiment) -> Experiment:
     """Load and validate an experiment from a YAML file, a dict, or return an Experiment as is.
 
-    A name without a path (``quickstart``) is looked up in the repository's ``experiments/``.
+    A name without a path (``quickstart``) is looked up in ``./experiments/``, then in the
+    installed checkout's ``experiments/`` (`shipped_experiments`).
     """
     if isinstance(source, Experiment):
         return source
@@ -339,11 +343,15 @@ def find_experiment(name_or_path: str | Path) -> Path:
 
 
 def shipped_experiments() -> dict[str, Path]:
-    """``{name: path}`` of the experiment files shipped in the repository's experiments/."""
-    folder = Path(__file__).resolve().parent.parent / "experiments"
-    if not folder.is_dir():
-        return {}
-    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+    """``{name: path}`` of the experiment files in ``./experiments/`` (the working directory:
+    the checkout a Ray job was submitted with ``--working-dir .``) and in the installed
+    checkout's experiments/; the working directory's win."""
+    found: dict[str, Path] = {}
+    for folder in (Path(__file__).resolve().parent.parent / "experiments",
+                   Path.cwd() / "experiments"):
+        if folder.is_dir():
+            found.update({p.stem: p for p in sorted(folder.glob("*.yaml"))})
+    return found
 
 
 def parse_experiment(doc: Any, source: str, base: Path | None = None) -> Experiment:
@@ -510,6 +518,7 @@ def _check(exp: Experiment, src: str) -> None:
         fail("resources.cpu", f"expected a positive number, got {r.cpu}")
     if r.gpu < 0:
         fail("resources.gpu", f"expected a number >= 0, got {r.gpu}")
+    _positive(fail, "resources.max_retries", r.max_retries, minimum=0)
     if lat.device == "cuda" and r.gpu <= 0:
         fail("resources.gpu", "latency.device is 'cuda': each trial needs a GPU (resources.gpu)")
     if lat.device == "cuda" and 0 < r.gpu < 1:

@@ -37,6 +37,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from nas.cluster import ClusterError, check_shared_dirs, resolve_address
 from nas.experiment import Experiment, ExperimentError, dump_experiment, load_experiment
 from nas.rundir import RunDir, RunDirError, code_version, now_iso, trial_row
 from nas.safepath import UnsafeNameError, check_name, inside
@@ -112,7 +113,7 @@ def _session(rd: RunDir, exp: Experiment, address: str | None, progress: bool) -
     except LockHeld as exc:
         raise SearchError(str(exc)) from None
     try:
-        session = _Session(rd, exp, address or exp.ray.address, progress)
+        session = _Session(rd, exp, resolve_address(address, exp.ray.address), progress)
         if lock.warning:
             warnings.warn(lock.warning, stacklevel=2)
             session.notes.append(lock.warning)
@@ -141,6 +142,7 @@ class _Session:
         self.session = len(sessions) + 1
         # a killed session's elapsed_s is its last heartbeat (`_heartbeat`)
         self._setup(elapsed_before=float(sum(s.get("elapsed_s") or 0 for s in sessions)))
+        self._connect()
         sessions.append({"session": self.session, "started": now_iso(),
                          "host": socket.gethostname(), "pid": os.getpid(),
                          "code_version": self.code_version, "elapsed_s": 0.0})
@@ -313,29 +315,43 @@ class _Session:
             config["epoch_log"] = os.environ["OPENNAC_EPOCH_LOG"]
         return config
 
-    def _fit(self, searcher: Any, scheduler: Any) -> None:
+    def _connect(self) -> None:
+        """Start or join Ray; on a cluster, check that every node sees the run directory
+        (`nas.cluster`) before the session is recorded."""
         os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         # An INFEASIBLE or failed trial reports no AP: that is not an error (ASHA skips it).
         os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
         import ray
+
+        exp = self.exp
+        self.ray_started = False
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
+            if self.address:
+                ray.init(address=self.address, **kwargs)
+            else:  # "local": a Ray of its own even where RAY_ADDRESS names a Jobs API
+                cpus = exp.ray.num_cpus or max(
+                    1, math.ceil(exp.budget.concurrency * exp.resources.cpu)
+                )
+                ray.init(address="local", num_cpus=cpus, include_dashboard=False, **kwargs)
+            self.ray_started = True
+        try:
+            check_shared_dirs([self.rd.path, exp.ray.storage_path or self.rd.ray_dir])
+        except ClusterError as exc:
+            if self.ray_started:
+                ray.shutdown()
+            raise SearchError(str(exc)) from None
+
+    def _fit(self, searcher: Any, scheduler: Any) -> None:
+        import ray
         from ray import tune
 
         from nas.trial import run_trial
 
         exp = self.exp
-        started = False
-        if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
-            if self.address:
-                ray.init(address=self.address, **kwargs)
-            else:
-                cpus = exp.ray.num_cpus or max(
-                    1, math.ceil(exp.budget.concurrency * exp.resources.cpu)
-                )
-                ray.init(num_cpus=cpus, include_dashboard=False, **kwargs)
-            started = True
+        started = self.ray_started
         try:
             self._parent()
         except BaseException:
@@ -362,7 +378,8 @@ class _Session:
                 name=f"{self.rd.name}-session-{self.session}",
                 storage_path=storage,
                 verbose=0,
-                failure_config=tune.FailureConfig(max_failures=0),
+                # a trial whose worker or node died runs again (same config, same number)
+                failure_config=tune.FailureConfig(max_failures=exp.resources.max_retries),
             ),
         )
         from nas.runlock import StopWatch

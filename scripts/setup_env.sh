@@ -21,7 +21,7 @@ echo "setup: installing torch==2.14.1, torchvision==0.29.1 and OpenNAC into .ven
   "$VPY" -m pip install --upgrade pip setuptools wheel &&
   # The tested pair; users on GPUs may bring their own CUDA build within setup.cfg's ranges.
   "$VPY" -m pip install "torch==2.14.1" "torchvision==0.29.1" &&
-  "$VPY" -m pip install -e ".[dev]"
+  "$VPY" -m pip install -e ".[dev,cluster]"
 } >"$log" 2>&1 || { tail -30 "$log"; echo "setup: pip failed (see $log)" >&2; exit 1; }
 echo "$want" > "$stamp"
 echo "setup: done"
