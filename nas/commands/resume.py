@@ -19,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory (runs/NAME)")
     p.add_argument("--address", default=None,
-                   help="Ray cluster address (auto, ray://HOST:10001); default: the experiment's")
+                   help="Ray cluster address (auto, HOST:6379, ray://HOST:10001); default: "
+                        "the experiment's ray.address, else the cluster of the Ray job this "
+                        "runs in (RAY_ADDRESS), else a local Ray (docs/cluster.md)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
 

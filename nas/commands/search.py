@@ -27,7 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the run directory if it exists (never overwritten)")
     p.add_argument("--address", default=None,
-                   help="Ray cluster address (auto, ray://HOST:10001); default: local Ray")
+                   help="Ray cluster address (auto, HOST:6379, ray://HOST:10001); default: "
+                        "the experiment's ray.address, else the cluster of the Ray job this "
+                        "runs in (RAY_ADDRESS), else a local Ray (docs/cluster.md)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
 
