@@ -330,7 +330,11 @@ class _Session:
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
             if self.address:
-                ray.init(address=self.address, **kwargs)
+                try:
+                    ray.init(address=self.address, **kwargs)
+                except Exception as exc:  # noqa: BLE001 - the address is the user's to fix
+                    raise SearchError(f"ray address {self.address}: cannot connect ({exc})") \
+                        from None
             else:  # "local": a Ray of its own even where RAY_ADDRESS names a Jobs API
                 cpus = exp.ray.num_cpus or max(
                     1, math.ceil(exp.budget.concurrency * exp.resources.cpu)
