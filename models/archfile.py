@@ -1,9 +1,12 @@
 """Frozen architecture files: YAML or JSON with ``format: opennac-arch/1``.
 
-A file holds the architecture section, its ``arch_id`` (sha256 of the canonical architecture
-section), an optional ``name``, and optional ``metrics`` (each with its fidelity and measurement
-context) and ``provenance`` (run, trial, seed, code version). Loading checks the format version
-and the hash.
+A file holds the architecture section, its ``arch_id`` (sha256 of the architecture's canonical
+form, `ArchSpec.canonical_dict`), an optional ``name``, and optional ``metrics`` (each with its
+fidelity and measurement context) and ``provenance`` (run, trial, seed, code version). Loading
+checks the format version and the hash. A file whose ``arch_id`` is the hash of its architecture
+section exactly as written (the rule of older OpenNAC versions, before defaulted fields were left
+out of the hash and ``width_mult`` was stored as a number) is accepted too: it was not edited, only
+hashed under an older canonical form; its record carries the id it was written with.
 
 Example:
     >>> import tempfile, pathlib
@@ -43,6 +46,7 @@ class ArchRecord:
     name: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    stored_arch_id: str | None = None  # the id in the file (older files: may differ from spec's)
 
 
 def arch_document(
@@ -56,7 +60,7 @@ def arch_document(
     doc: dict[str, Any] = {"format": FORMAT}
     if name:
         doc["name"] = name
-    doc["arch_id"] = compute_arch_id(arch)
+    doc["arch_id"] = spec.arch_id
     doc["architecture"] = arch
     if metrics:
         doc["metrics"] = _plain(metrics)
@@ -127,11 +131,11 @@ def parse_arch_document(doc: Any, source: str = "<document>") -> ArchRecord:
         spec = ArchSpec.from_dict(doc["architecture"], where="architecture")
     except SpecError as exc:
         raise ArchFileError(f"{source}: {exc}") from None
-    actual = compute_arch_id(spec.to_dict())
+    actual = spec.arch_id
     stored = doc.get("arch_id")
     if stored is None:
         raise ArchFileError(f"{source}: arch_id: missing required key")
-    if stored != actual:
+    if stored != actual and stored != _verbatim_id(doc["architecture"]):
         raise ArchFileError(
             f"{source}: arch_id: {stored!r} does not match the architecture section "
             f"(its hash is {actual!r}); the file was edited or damaged"
@@ -143,7 +147,15 @@ def parse_arch_document(doc: Any, source: str = "<document>") -> ArchRecord:
     if name is not None and not isinstance(name, str):
         raise ArchFileError(f"{source}: name: expected a string, got {name!r}")
     metrics = dict(doc.get("metrics") or {})
-    return ArchRecord(spec, name, metrics, dict(doc.get("provenance") or {}))
+    return ArchRecord(spec, name, metrics, dict(doc.get("provenance") or {}), stored)
+
+
+def _verbatim_id(section: Any) -> str | None:
+    """The hash of an architecture section exactly as written (the pre-canonical-form rule)."""
+    try:
+        return compute_arch_id(section)
+    except (TypeError, ValueError):
+        return None
 
 
 def _plain(obj: Any) -> Any:

@@ -2,7 +2,10 @@
 
 An ArchSpec describes a YOLO-NAS-family network completely; `models.build_model(spec)` turns it
 into an ``nn.Module`` and nothing else is needed. Specs are hashable, comparable and carry a
-content hash (`arch_id`) over their canonical dictionary form.
+content hash (`arch_id`) over their canonical form (`canonical_dict`): every field of the
+``opennac-arch/1`` layout (`V1_FIELDS`), plus any field added later only when it differs from its
+default. Adding a defaulted field therefore moves no id; the golden ids of the presets are pinned
+in ``tests/models/golden_arch_ids.json``.
 
 Example:
     >>> from models.spec import ArchSpec
@@ -142,6 +145,7 @@ class DetectionHeadSpec:
 
     def __post_init__(self) -> None:
         _check_width("head", self.width_mult)
+        _as_float(self, "width_mult")
         _check_levels("head", "inter", self.inter, 1)
         _check_int("head", "reg_max", self.reg_max, 1)
 
@@ -170,6 +174,7 @@ class PoseHeadSpec:
 
     def __post_init__(self) -> None:
         _check_width("head", self.width_mult)
+        _as_float(self, "width_mult")
         _check_levels("head", "bbox_inter", self.bbox_inter, 1)
         _check_levels("head", "pose_inter", self.pose_inter, 1)
         _check_levels("head", "bbox_blocks", self.bbox_blocks, 1)
@@ -190,6 +195,11 @@ class PoseHeadSpec:
 def _check_width(owner: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 4:
         raise SpecError(f"{owner}.width_mult: expected a number in (0, 4], got {value!r}")
+
+
+def _as_float(obj: Any, name: str) -> None:
+    """Store a float field as float (1 and 1.0 are one architecture, so one arch_id)."""
+    object.__setattr__(obj, name, float(getattr(obj, name)))
 
 
 HeadSpec = DetectionHeadSpec | PoseHeadSpec
@@ -243,21 +253,77 @@ class ArchSpec:
         head_cls = PoseHeadSpec if task == "pose" else DetectionHeadSpec
         return _from_plain(cls, data, where, {"head": head_cls})
 
+    def canonical_dict(self) -> dict[str, Any]:
+        """The architecture's meaning as a plain dictionary: `to_dict()` without the fields
+        added after ``opennac-arch/1`` that sit at their default (see `V1_FIELDS`)."""
+        return _canonical(self)
+
     @property
     def arch_id(self) -> str:
-        """sha256 (hex) of the canonical JSON of `to_dict()`."""
-        return compute_arch_id(self.to_dict())
+        """sha256 (hex) of the canonical JSON of `canonical_dict()`."""
+        return compute_arch_id(self.canonical_dict())
 
     @property
     def short_id(self) -> str:
         return self.arch_id[:12]
 
 
+# The fields of the opennac-arch/1 layout, the one every pinned id was computed over. They are
+# always hashed, at any value (so today's ids never move). Do NOT add a new field here: a field
+# added later is hashed only when it differs from its default, and that default must keep
+# meaning "as before the field existed" forever (changing it would change the architecture that
+# the ids of older files name). Renaming or removing a field here needs a format bump with an
+# upgrade step in models/archfile.py.
+V1_FIELDS: dict[type, frozenset[str]] = {
+    StageSpec: frozenset({"out_channels", "depth", "hidden", "kind"}),
+    BackboneSpec: frozenset({"stem", "stages", "spp", "spp_kernels"}),
+    NeckSpec: frozenset({"up1", "up2", "down1", "down2"}),
+    DetectionHeadSpec: frozenset({"width_mult", "inter", "reg_max"}),
+    PoseHeadSpec: frozenset({
+        "width_mult", "bbox_inter", "pose_inter", "bbox_blocks", "pose_blocks", "shared_stem",
+        "reg_max",
+    }),  # fmt: skip
+    ArchSpec: frozenset({"task", "backbone", "neck", "head", "num_classes", "num_keypoints"}),
+}
+
+
+def _v1_fields(cls: type) -> frozenset[str]:
+    for base in cls.__mro__:  # a subclass (a later layout) inherits its base's v1 fields
+        if base in V1_FIELDS:
+            return V1_FIELDS[base]
+    return frozenset()
+
+
+def _at_default(f: dataclasses.Field[Any], value: Any) -> bool:
+    if f.default is not dataclasses.MISSING:
+        return bool(value == f.default)
+    if f.default_factory is not dataclasses.MISSING:
+        return bool(value == f.default_factory())
+    return False
+
+
+def _canonical(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        keep = _v1_fields(type(obj))
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if f.name in keep or not _at_default(f, value):
+                out[f.name] = _canonical(value)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [_canonical(v) for v in obj]
+    return obj
+
+
 def canonical_json(arch: dict[str, Any]) -> str:
+    """Key-sorted, compact JSON of an architecture dictionary (the bytes that are hashed)."""
     return json.dumps(arch, sort_keys=True, separators=(",", ":"))
 
 
 def compute_arch_id(arch: dict[str, Any]) -> str:
+    """sha256 (hex) of `canonical_json(arch)`; for a spec use ``spec.arch_id``, which hashes
+    its `canonical_dict`."""
     return hashlib.sha256(canonical_json(arch).encode("utf-8")).hexdigest()
 
 
@@ -337,6 +403,8 @@ __all__ = [
     "SpecError",
     "StageSpec",
     "TASKS",
+    "V1_FIELDS",
+    "canonical_json",
     "compute_arch_id",
     "round_up_8",
 ]
