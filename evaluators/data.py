@@ -7,11 +7,17 @@ A data YAML names the train and val image folders and annotation files, relative
     val_images: images/val
     val_annotations: annotations/instances_val.json
     task: detection            # optional; checked against the model's task
+    strict: false              # optional; true: a bad image or annotation is an error
 
 Category ids are mapped to contiguous labels (sorted by id) and back. Crowd annotations are
 left out of the training targets and kept in the ground truth that pycocotools scores against
 (where COCO's evaluation ignores detections matched to them). Images without annotations are
-kept. Boxes of zero width or height are dropped with one warning that gives their count.
+kept. Bad items (`evaluators.data_check`: unknown image or category, zero-area box, keypoints of
+the wrong length, non-numeric values, missing keys, duplicate ids, a missing image file) are
+skipped with ONE `DataWarning` line per file that counts them and names their first ids
+(lenient, the default), or are an error naming the file and the id (``strict: true``). An image
+that does not decode is found when it is read: training uses the next image instead, evaluation
+leaves it out of the scored images; each gives one warning line (lenient) or an error (strict).
 
 Example:
     >>> import tempfile
@@ -20,8 +26,8 @@ Example:
     >>> cfg = load_data_config(make_synthetic(tempfile.mkdtemp(), "detection", 8, 96), "detection")
     >>> ds = CocoDataset(cfg.val_images, cfg.val_annotations, "detection", image_size=96)
     >>> image, target = ds[0]
-    >>> tuple(image.shape), sorted(target)[:3]
-    ((3, 96, 96), ['areas', 'boxes', 'image_id'])
+    >>> tuple(image.shape), sorted(target)[:2]
+    ((3, 96, 96), ['areas', 'boxes'])
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import torch
 import yaml
 from PIL import Image
 
+from evaluators.data_check import DataError, DataReport, DataWarning, check_coco
 from evaluators.transforms import (
     PAD_VALUES,
     Augment,
@@ -52,11 +59,8 @@ from evaluators.transforms import (
 )
 
 DATA_KEYS = ("train_images", "train_annotations", "val_images", "val_annotations")
-_OPTIONAL_KEYS = ("task",)
-
-
-class DataError(ValueError):
-    """Unusable data: the message names the file and the key."""
+_OPTIONAL_KEYS = ("task", "strict")
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ class DataConfig:
     val_annotations: Path
     task: str
     source: Path  # the data YAML
+    strict: bool = False  # bad images/annotations: error (True) or skipped with a warning
 
 
 def load_data_config(dir_or_yaml: str | Path, task: str) -> DataConfig:
@@ -93,6 +98,9 @@ def load_data_config(dir_or_yaml: str | Path, task: str) -> DataConfig:
         raise DataError(f"task: expected 'detection' or 'pose', got {task!r}")
     if "task" in doc and doc["task"] != task:
         raise DataError(f"{path}: key 'task' is {doc['task']!r} but the model's task is {task!r}")
+    strict = doc.get("strict", False)
+    if not isinstance(strict, bool):
+        raise DataError(f"{path}: key 'strict': expected true or false, got {strict!r}")
     resolved: dict[str, Path] = {}
     for key in DATA_KEYS:
         if key not in doc:
@@ -107,11 +115,23 @@ def load_data_config(dir_or_yaml: str | Path, task: str) -> DataConfig:
         if not want_dir and not p.is_file():
             raise DataError(f"{path}: key {key!r}: annotation file {p} not found")
         resolved[key] = p.resolve()
-    return DataConfig(**resolved, task=task, source=path.resolve())
+    return DataConfig(**resolved, task=task, source=path.resolve(), strict=strict)
 
 
-def load_coco(path: str | Path) -> Any:
-    """A pycocotools ``COCO`` index of an annotation file, checked and quiet."""
+def load_coco(path: str | Path, task: str | None = None, strict: bool = False) -> Any:
+    """A pycocotools ``COCO`` index of an annotation file, checked and quiet; bad items are
+    skipped with one `DataWarning` line (``strict``: a `DataError`), see `read_coco`."""
+    coco, report = read_coco(path, task, strict)
+    if report.skipped:
+        warnings.warn(report.line(), DataWarning, stacklevel=2)
+    return coco
+
+
+def read_coco(
+    path: str | Path, task: str | None = None, strict: bool = False,
+) -> tuple[Any, DataReport]:
+    """A pycocotools ``COCO`` index of the clean items of an annotation file and the report
+    of what was left out (`evaluators.data_check.check_coco`); nothing is printed."""
     from pycocotools.coco import COCO
 
     path = Path(path)
@@ -121,23 +141,12 @@ def load_coco(path: str | Path) -> Any:
         raise DataError(f"{path}: annotation file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not a JSON file ({exc})") from None
-    if not isinstance(doc, dict):
-        raise DataError(f"{path}: not a COCO file (expected an object with 'images', "
-                        "'annotations', 'categories')")
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(doc.get(key), list):
-            raise DataError(f"{path}: not a COCO file: key {key!r} missing or not a list")
-    for key, fields in (("images", ("id", "file_name")), ("categories", ("id",)),
-                        ("annotations", ("id", "image_id", "category_id", "bbox"))):
-        for i, item in enumerate(doc[key]):
-            missing = [f for f in fields if not isinstance(item, dict) or f not in item]
-            if missing:
-                raise DataError(f"{path}: not a COCO file: {key}[{i}] has no {missing[0]!r}")
+    clean, report = check_coco(doc, path, task, strict)
     coco = COCO()
-    coco.dataset = doc
+    coco.dataset = clean
     with contextlib.redirect_stdout(io.StringIO()):
         coco.createIndex()
-    return coco
+    return coco, report
 
 
 def select_subset(ids: list[int], count: int | float | None, seed: int = 0) -> list[int]:
@@ -183,6 +192,7 @@ class CocoDataset(torch.utils.data.Dataset):
         subset_seed: int = 0,
         seed: int = 0,
         num_keypoints: int | None = None,
+        strict: bool = False,
     ) -> None:
         if task not in PAD_VALUES:
             raise DataError(f"task: expected 'detection' or 'pose', got {task!r}")
@@ -195,22 +205,27 @@ class CocoDataset(torch.utils.data.Dataset):
         self.seed = seed
         self.epoch = 0
         self.pad_value = PAD_VALUES[task]
-        self.coco = load_coco(self.annotations)
-        self._dropped = 0  # zero-area boxes left out by _record
-        self._dropped_example: Any = None
+        self.strict = strict
+        self.coco, self.report = read_coco(self.annotations, task, strict)
+        self.report.evaluation = not train
+        self.corrupt_ids: set[int] = set()  # images that did not decode (this process)
         self._index_categories(num_keypoints)
         if self.aug is not None and self.task == "pose":
             # Flip pairs from the keypoint names (the COCO pairs for COCO's 17 keypoints).
             self.aug = replace(self.aug, flip_pairs=flip_pairs_from_names(self.keypoint_names))
-        self.image_ids = select_subset(list(self.coco.imgs), subset, subset_seed)
-        self._records = [self._record(i) for i in self.image_ids]
-        self._warn_dropped()
-        missing = [r["file"] for r in self._records if not r["file"].is_file()]
-        if missing:
-            raise DataError(
-                f"{self.annotations}: {len(missing)} image file(s) not found under "
-                f"{self.images_dir}, e.g. {missing[0].name}"
-            )
+        image_ids = select_subset(list(self.coco.imgs), subset, subset_seed)
+        records = [self._record(i) for i in image_ids]
+        for rec in records:
+            if not rec["file"].is_file():
+                if strict:
+                    raise DataError(f"{self.annotations}: images[id={rec['id']}]: image file "
+                                    f"{rec['file']} not found")  # fmt: skip
+                self.report.add("image_missing", rec["id"])
+        self._records = [r for r in records if r["file"].is_file()] if self.report.count(
+            "image_missing") else records  # fmt: skip
+        self.image_ids = [r["id"] for r in self._records]
+        if self.report.skipped:
+            warnings.warn(self.report.line(), DataWarning, stacklevel=2)
 
     # -- indexing ------------------------------------------------------------------------------
     def _index_categories(self, num_keypoints: int | None) -> None:
@@ -244,40 +259,26 @@ class CocoDataset(torch.utils.data.Dataset):
         w, h = info.get("width"), info.get("height")
         boxes, labels, kpts, areas, crowd = [], [], [], [], []
         k = self.num_keypoints
+        # Items were checked by read_coco: bbox is 4 finite numbers with area inside the image,
+        # keypoints (when present) have 3 * k numbers.
         for ann in self.coco.imgToAnns.get(image_id, []):
-            if ann["category_id"] not in self.cat_to_label:
+            if ann["category_id"] not in self.cat_to_label:  # pose: a category without keypoints
                 continue
             if ann.get("iscrowd", 0):  # not a target; its region travels with the image
-                if isinstance(ann.get("bbox"), list) and len(ann["bbox"]) == 4:
-                    x, y, bw, bh = (float(v) for v in ann["bbox"])
-                    crowd.append([x, y, x + bw, y + bh])
+                x, y, bw, bh = (float(v) for v in ann["bbox"])
+                crowd.append([x, y, x + bw, y + bh])
                 continue
-            bbox = ann["bbox"]
-            if not isinstance(bbox, list) or len(bbox) != 4:
-                raise DataError(
-                    f"{self.annotations}: annotations[id={ann['id']}].bbox: expected "
-                    f"[x, y, width, height], got {bbox!r}"
-                )
-            x, y, bw, bh = (float(v) for v in bbox)
+            x, y, bw, bh = (float(v) for v in ann["bbox"])
             if w and h:  # clip to the image, as COCO boxes may overhang by a pixel
                 x0, y0 = max(0.0, x), max(0.0, y)
                 x1, y1 = min(float(w), x + bw), min(float(h), y + bh)
             else:
                 x0, y0, x1, y1 = x, y, x + bw, y + bh
-            if x1 - x0 <= 0 or y1 - y0 <= 0:
-                self._dropped += 1
-                self._dropped_example = self._dropped_example or ann["id"]
-                continue
             boxes.append([x0, y0, x1, y1])
             labels.append(self.cat_to_label[ann["category_id"]])
             areas.append(float(ann.get("area") or (x1 - x0) * (y1 - y0)))
             if self.task == "pose":
                 kp = ann.get("keypoints") or [0] * (3 * k)
-                if len(kp) != 3 * k:
-                    raise DataError(
-                        f"{self.annotations}: annotations[id={ann['id']}].keypoints: expected "
-                        f"{3 * k} numbers ({k} keypoints x 3), got {len(kp)}"
-                    )
                 kpts.append(np.asarray(kp, dtype=np.float32).reshape(k, 3))
         return {
             "id": image_id,
@@ -293,14 +294,6 @@ class CocoDataset(torch.utils.data.Dataset):
             else None,
         }
 
-    def _warn_dropped(self) -> None:
-        if self._dropped:
-            warnings.warn(
-                f"{self.annotations}: dropped {self._dropped} annotation(s) with a zero-area box "
-                f"(width or height <= 0 inside the image), e.g. id {self._dropped_example}",
-                stacklevel=3,
-            )
-
     # -- items ---------------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -309,11 +302,57 @@ class CocoDataset(torch.utils.data.Dataset):
         """Augmentations of epoch ``epoch`` (they differ per epoch, reproducibly)."""
         self.epoch = int(epoch)
 
-    def load_sample(self, index: int) -> Sample:
-        """The original image and annotations of item ``index`` (no letterbox)."""
+    @property
+    def scored_image_ids(self) -> list[int]:
+        """The image ids an evaluation scores: all but those that did not decode."""
+        return [i for i in self.image_ids if i not in self.corrupt_ids]
+
+    def _decode(self, index: int) -> np.ndarray | None:
+        """The RGB pixels of item ``index``; None (lenient) when the file does not decode."""
         rec = self._records[index]
-        with Image.open(rec["file"]) as im:
-            image = np.array(im.convert("RGB"))
+        try:
+            with Image.open(rec["file"]) as im:
+                return np.array(im.convert("RGB"))
+        except _DECODE_ERRORS as exc:
+            if self.strict:
+                raise DataError(f"{self.annotations}: images[id={rec['id']}]: {rec['file']} "
+                                f"does not decode ({exc})") from None  # fmt: skip
+            if rec["id"] not in self.corrupt_ids:
+                self.corrupt_ids.add(rec["id"])
+                what = ("left out of the scored images, so AP is not comparable with AP on the "
+                        "full set" if not self.train else "the next image is used instead")
+                warnings.warn(
+                    f"{self.annotations}: skipped image id {rec['id']} ({rec['file']}): the "
+                    f"file does not decode ({exc}); {what}; {len(self.corrupt_ids)} such "
+                    "image(s) so far", DataWarning, stacklevel=3,
+                )  # fmt: skip
+            return None
+
+    def load_sample(self, index: int) -> Sample:
+        """The original image and annotations of item ``index`` (no letterbox).
+
+        An image that does not decode (lenient mode): training gets the next image that does;
+        evaluation gets a blank image without targets, and `scored_image_ids` leaves it out."""
+        image = self._decode(index)
+        if image is None and self.train:
+            for step in range(1, len(self)):
+                j = (index + step) % len(self)
+                if self._records[j]["id"] not in self.corrupt_ids:
+                    image = self._decode(j)
+                    if image is not None:
+                        index = j
+                        break
+            if image is None:
+                raise DataError(f"{self.annotations}: no image under {self.images_dir} decodes")
+        rec = self._records[index]
+        if image is None:  # evaluation: a blank stand-in, never scored
+            image = np.zeros((32, 32, 3), np.uint8)
+            return Sample(image=image, boxes=np.zeros((0, 4), np.float32),
+                          labels=np.zeros(0, np.int64),
+                          keypoints=None if rec["keypoints"] is None
+                          else np.zeros((0, self.num_keypoints, 3), np.float32),
+                          areas=np.zeros(0, np.float32),
+                          crowd_boxes=np.zeros((0, 4), np.float32))  # fmt: skip
         kpts = rec["keypoints"]
         return Sample(
             image=image,
@@ -390,8 +429,10 @@ __all__ = [
     "DATA_KEYS",
     "DataConfig",
     "DataError",
+    "DataWarning",
     "collate",
     "load_coco",
+    "read_coco",
     "load_data_config",
     "make_loader",
     "select_subset",

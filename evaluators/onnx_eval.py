@@ -125,7 +125,7 @@ def evaluate_onnx(
     ds = CocoDataset(
         data.val_images, data.val_annotations, model.task, max(model.size), subset=val_images,
         num_keypoints=int(model.meta.get("opennac.num_keypoints", 17)) if model.task == "pose"
-        else None,
+        else None, strict=data.strict,
     )  # fmt: skip
     start = time.perf_counter()
     results: list[dict[str, Any]] = []
@@ -137,11 +137,11 @@ def evaluate_onnx(
         preds = [{k: torch.from_numpy(np.asarray(v)) for k, v in d.items()} for d in dets]
         results += to_coco_results(preds, targets, ds.label_to_cat)
     if model.task == "detection":
-        m = evaluate(ds.coco, results, "bbox", ds.image_ids)
+        m = evaluate(ds.coco, results, "bbox", ds.scored_image_ids)
         metrics: dict[str, Any] = {"ap": m["ap"], "ap50": m["ap50"], "ap75": m["ap75"]}
     else:
-        kp = evaluate(ds.coco, results, "keypoints", ds.image_ids)
-        box = evaluate(ds.coco, results, "bbox", ds.image_ids)
+        kp = evaluate(ds.coco, results, "keypoints", ds.scored_image_ids)
+        box = evaluate(ds.coco, results, "bbox", ds.scored_image_ids)
         metrics = {"ap": kp["ap"], "ap50": kp["ap50"], "ap75": kp["ap75"],
                    "box_ap": box["ap"], "box_ap50": box["ap50"]}  # fmt: skip
     metrics.update({

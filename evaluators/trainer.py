@@ -294,11 +294,12 @@ def train_candidate(
         train_ds = CocoDataset(
             data.train_images, data.train_annotations, spec.task, cfg.image_size, train=True,
             aug=cfg.augment(recipe), subset=cfg.train_images, subset_seed=cfg.subset_seed,
-            seed=cfg.seed, num_keypoints=k,
+            seed=cfg.seed, num_keypoints=k, strict=data.strict,
         )  # fmt: skip
         val_ds = CocoDataset(
             data.val_images, data.val_annotations, spec.task, cfg.image_size,
             subset=cfg.val_images, subset_seed=cfg.subset_seed, num_keypoints=k,
+            strict=data.strict,
         )  # fmt: skip
         if spec.task == "detection" and train_ds.num_classes > spec.num_classes:
             raise ValueError(
@@ -442,10 +443,10 @@ def evaluate_model(
     finally:
         model.train(was_training)
     if dataset.task == "detection":
-        m = evaluate(dataset.coco, results, "bbox", dataset.image_ids)
+        m = evaluate(dataset.coco, results, "bbox", dataset.scored_image_ids)
         return {"ap": m["ap"], "ap50": m["ap50"], "ap75": m["ap75"]}
-    kp = evaluate(dataset.coco, results, "keypoints", dataset.image_ids)
-    box = evaluate(dataset.coco, results, "bbox", dataset.image_ids)
+    kp = evaluate(dataset.coco, results, "keypoints", dataset.scored_image_ids)
+    box = evaluate(dataset.coco, results, "bbox", dataset.scored_image_ids)
     return {
         "ap": kp["ap"], "ap50": kp["ap50"], "ap75": kp["ap75"],
         "box_ap": box["ap"], "box_ap50": box["ap50"],
@@ -477,6 +478,7 @@ def evaluate_checkpoint(
         ds = CocoDataset(
             data.val_images, data.val_annotations, spec.task, size, subset=val_images,
             num_keypoints=spec.num_keypoints if spec.task == "pose" else None,
+            strict=data.strict,
         )  # fmt: skip
         start = time.perf_counter()
         metrics = evaluate_model(model.to(dev), ds, dev, batch)

@@ -8,6 +8,7 @@ code). Command modules import heavy libraries inside their ``func`` so that ``--
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
@@ -53,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# errno values that name a bad path (permissions, a file where a folder is expected, ...)
+_PATH_ERRNOS = {errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EEXIST,
+                errno.EROFS, errno.ENOSPC, errno.ENOENT, errno.ENAMETOOLONG}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -69,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `opennac describe ... | head`
         sys.stderr.close()
         return 0
+    except OSError as exc:  # a path that cannot be written or read: one line, not a traceback
+        if exc.filename is None or exc.errno not in _PATH_ERRNOS:
+            raise
+        print(f"opennac {args.command}: error: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"opennac {args.command}: interrupted", file=sys.stderr)
         return 130

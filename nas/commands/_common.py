@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +43,45 @@ def print_help_without_action(parser: argparse.ArgumentParser) -> None:
         return 2
 
     parser.set_defaults(func=_show)
+
+
+def check_output_dir(path: str | Path, what: str = "output folder") -> Path:
+    """Refuse, in one line (CliError, exit 2), an output folder that cannot be used: a path
+    that exists as a file (or lies under one), or a folder that cannot be written. Nothing is
+    created: a missing folder is fine when its nearest existing parent is writable."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise CliError(f"{p}: the {what} exists as a file; give a folder path")
+    _check_writable(p, p, what)
+    return p
+
+
+def check_output_file(path: str | Path, what: str = "output file") -> Path:
+    """Refuse, in one line, an output file path that is a folder, lies under a file, or whose
+    folder cannot be written. Nothing is created."""
+    p = Path(path)
+    if p.is_dir():
+        raise CliError(f"{p}: the {what} is an existing folder; give a file path")
+    _check_writable(p.parent, p, what)
+    return p
+
+
+def _check_writable(folder: Path, target: Path, what: str) -> None:
+    import tempfile
+
+    existing = folder
+    while not existing.exists():  # the nearest existing ancestor is where writing starts
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise CliError(f"{target}: cannot write the {what}: {existing} is a file, not a folder")
+    probe = existing if existing.exists() else Path.cwd()
+    try:  # a real write (os.access says yes to root on a read-only mount)
+        fd, name = tempfile.mkstemp(prefix=".opennac-probe-", dir=probe)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise CliError(f"{target}: cannot write the {what}: {probe} is not writable "
+                       f"({reason})") from None  # fmt: skip
+    os.close(fd)
+    os.unlink(name)

@@ -47,12 +47,13 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from nas.calibrate import CalibrationError, run_calibration, summary
-    from nas.commands._common import print_json
+    from nas.commands._common import check_output_dir, print_json
     from nas.experiment import ExperimentError, load_experiment
 
     try:
         exp = load_experiment(args.experiment)
         out = Path(args.output) if args.output else Path("runs") / f"{exp.name}-calibration"
+        check_output_dir(out, "--output folder")
         cal = run_calibration(exp, out, archs=args.archs, seeds=args.seeds,
                               long_epochs=args.long_epochs, long_seeds=args.long_seeds,
                               concurrency=args.concurrency, address=args.address)

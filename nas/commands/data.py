@@ -11,7 +11,7 @@ import argparse
 from typing import Any
 
 from nas.cli import CliError
-from nas.commands._common import print_help_without_action
+from nas.commands._common import check_output_dir, print_help_without_action
 
 
 def register(subparsers: Any) -> None:
@@ -51,6 +51,7 @@ def run_synth(args: argparse.Namespace) -> int:
     from evaluators.synth import make_synthetic, val_count
     from nas.commands._common import print_json
 
+    check_output_dir(args.out_dir, "OUT_DIR folder")
     try:
         path = make_synthetic(
             args.out_dir, args.task, images=args.images, image_size=args.image_size,

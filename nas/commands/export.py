@@ -123,7 +123,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.commands._common import resolve_arch
+    from nas.commands._common import check_output_file, resolve_arch
 
     if args.onnx is None and args.torchscript is None:
         raise CliError("nothing to write: give --onnx OUT.onnx and/or --torchscript OUT.pt")
@@ -135,6 +135,9 @@ def run(args: argparse.Namespace) -> int:
     if args.nms and args.onnx is None:
         raise CliError("--nms applies to --onnx (TorchScript holds the network only)")
     _check_int8_trt(args)
+    for flag in ("onnx", "torchscript"):
+        if getattr(args, flag) is not None:
+            check_output_file(getattr(args, flag), f"--{flag} file")
     spec, name = resolve_arch(args.arch)
     if args.checkpoint is None:
         args.checkpoint = kept_weights(args.arch)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.cli import CliError
-from nas.commands._common import resolve_arch
+from nas.commands._common import check_output_file, resolve_arch
 
 
 def register(subparsers: Any) -> None:
@@ -75,6 +75,7 @@ def _run(args: argparse.Namespace) -> int:
     out: Path = args.out
     if not src.is_file():
         raise CliError(f"{src}: checkpoint not found")
+    check_output_file(out, "--out file")
     if out.exists() and not args.force:
         raise CliError(f"{out} exists (use --force to overwrite it)")
     if out.exists() and out.resolve() == src.resolve():

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.cli import CliError
-from nas.commands._common import print_help_without_action
+from nas.commands._common import check_output_file, print_help_without_action
 from nas.commands.latency import add_timing_arguments, timing_kwargs
 
 
@@ -137,7 +137,9 @@ def run_build(args: argparse.Namespace) -> int:
         space = get_space(args.space, **overrides)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    out = Path(args.out or f"latency-table-{args.space}-{dev.type}-{args.image_size}.json")
+    out = check_output_file(
+        Path(args.out or f"latency-table-{args.space}-{dev.type}-{args.image_size}.json"),
+        "--out file")  # fmt: skip
     try:
         table = LatencyTable.build(
             space,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.cli import CliError
+from nas.commands._common import check_output_dir
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.score <= 1.0:
         raise CliError(f"--score: expected a number in [0, 1], got {args.score}")
+    check_output_dir(args.out, "--out folder")
     weights = _weights_file(args.weights)
     files = _image_files(args.images)
     try:

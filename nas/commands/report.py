@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.cli import CliError
+from nas.commands._common import check_output_dir
 
 
 def register(subparsers: Any) -> None:
@@ -51,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"{path}: no such run directory")
         if not (path / "run.json").is_file() and not (path / "trials.csv").is_file():
             raise CliError(f"{path}: not a run directory (no run.json or trials.csv)")
-    out = args.out or (args.runs[0] / "report" if len(args.runs) == 1 else Path("report"))
+    out = check_output_dir(
+        args.out or (args.runs[0] / "report" if len(args.runs) == 1 else Path("report")),
+        "report folder")  # fmt: skip
     references = _references(args.reference)
     try:
         report = build_report(args.runs, out, references)

@@ -31,6 +31,12 @@ def run(args: argparse.Namespace) -> int:
     from nas.experiment import ExperimentError
     from nas.search import SearchError, resume_search
 
+    from pathlib import Path
+
+    from nas.commands._common import check_output_dir
+
+    if Path(args.run_dir).exists():  # a missing one is resume_search's own error
+        check_output_dir(args.run_dir, "run directory")
     try:
         path = resume_search(args.run_dir, address=args.address, progress=not args.quiet)
     except (ExperimentError, SearchError) as exc:

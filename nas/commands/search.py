@@ -38,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
     from nas.experiment import ExperimentError
     from nas.search import SearchError, run_search
 
+    from nas.commands._common import check_output_dir
+
+    check_output_dir(args.output, "--output folder")
     try:
         path = run_search(args.experiment, output=args.output, name=args.name,
                           resume=args.resume, address=args.address, progress=not args.quiet)

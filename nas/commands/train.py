@@ -147,7 +147,7 @@ def _count(text: str) -> int | float:
 def run(args: argparse.Namespace) -> int:
     from evaluators.data import DataError, load_data_config
     from evaluators.trainer import RECIPE_OPTIONS, TrainConfig
-    from nas.commands._common import resolve_arch
+    from nas.commands._common import check_output_dir, resolve_arch
     from nas.final import is_run_dir, train_variant
 
     if is_run_dir(args.arch):
@@ -193,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
             check_name(name, f"{args.arch}: the architecture's name (or choose --out)")
         except UnsafeNameError as exc:
             raise CliError(str(exc)) from None
-    out = Path(args.out) if args.out else Path("runs") / "train" / name
+    out = check_output_dir(Path(args.out) if args.out else Path("runs") / "train" / name)
     init = init_checkpoint(args.init, spec) if args.init != "scratch" else None
     return train_and_report(spec, name, data, cfg, out, args, init=init, teacher=teacher)
 

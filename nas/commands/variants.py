@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from nas.cli import CliError
+from nas.commands._common import check_output_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         exp = load_experiment(rd.experiment_yaml)
     except (ValueError, RunDirError, ExperimentError) as exc:
         raise CliError(str(exc)) from None
+    check_output_dir(rd.path / "variants", "variants folder")
     if args.label is not None:
         from nas.safepath import UnsafeNameError, check_name
 
