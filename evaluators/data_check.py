@@ -1,4 +1,4 @@
-"""Checking a COCO-format annotation file item by item: strict (an error) or lenient (skip + count).
+"""Checking a COCO-format annotation file item by item: strict (error) or lenient (skip, count).
 
 Real COCO-format sets contain bad items: annotations that point at unknown images or
 categories, boxes of zero size or outside the image, keypoint arrays of the wrong length,

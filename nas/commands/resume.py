@@ -27,13 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.commands.search import exit_code
-    from nas.experiment import ExperimentError
-    from nas.search import SearchError, resume_search
-
     from pathlib import Path
 
     from nas.commands._common import check_output_dir
+    from nas.commands.search import exit_code
+    from nas.experiment import ExperimentError
+    from nas.search import SearchError, resume_search
 
     if Path(args.run_dir).exists():  # a missing one is resume_search's own error
         check_output_dir(args.run_dir, "run directory")

@@ -35,10 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nas.commands._common import check_output_dir
     from nas.experiment import ExperimentError
     from nas.search import SearchError, run_search
-
-    from nas.commands._common import check_output_dir
 
     check_output_dir(args.output, "--output folder")
     try:
