@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-import json
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -46,7 +45,7 @@ import torch
 import yaml
 from PIL import Image
 
-from evaluators.data_check import DataError, DataReport, DataWarning, check_coco
+from evaluators.data_check import DataError, DataReport, DataWarning, check_coco, read_json
 from evaluators.transforms import (
     PAD_VALUES,
     Augment,
@@ -135,13 +134,7 @@ def read_coco(
     from pycocotools.coco import COCO
 
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{path}: annotation file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not a JSON file ({exc})") from None
-    clean, report = check_coco(doc, path, task, strict)
+    clean, report = check_coco(read_json(path), path, task, strict)
     coco = COCO()
     coco.dataset = clean
     with contextlib.redirect_stdout(io.StringIO()):

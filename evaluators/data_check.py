@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,6 +124,39 @@ class _Checker:
         if self.strict:
             raise DataError(f"{self.source}: {where}[id={item_id}]: {detail}")
         self.report.add(kind, item_id)
+
+
+def read_json(path: Path) -> Any:
+    """The parsed JSON of an annotation file; DataError (naming it) when missing or not JSON."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: annotation file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, expected an annotation file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a JSON file ({exc})") from None
+
+
+def check_split(
+    images_dir: Path, annotations: Path, task: str | None, decode: bool = False,
+) -> DataReport:
+    """Every problem of one split (lenient, so all are counted): the items of the annotation
+    file, image files that are missing, and with ``decode`` those that do not decode."""
+    from PIL import Image
+
+    clean, report = check_coco(read_json(annotations), annotations, task, strict=False)
+    for img in clean["images"]:
+        file = images_dir / img["file_name"]
+        if not file.is_file():
+            report.add("image_missing", img["id"])
+        elif decode:
+            try:
+                with Image.open(file) as im:
+                    im.convert("RGB")
+            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+                report.add("image_corrupt", img["id"])
+    return report
 
 
 def check_coco(
@@ -254,4 +288,6 @@ def _zero_area(bbox: list[float], image: dict[str, Any]) -> bool:
     return False
 
 
-__all__ = ["DataError", "DataReport", "DataWarning", "KINDS", "check_coco"]
+__all__ = [
+    "DataError", "DataReport", "DataWarning", "KINDS", "check_coco", "check_split", "read_json",
+]
