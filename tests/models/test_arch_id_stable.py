@@ -32,6 +32,17 @@ def test_preset_arch_id_is_golden(name: str) -> None:
     assert ArchSpec.from_dict(spec.to_dict()).arch_id == GOLDEN[name]
 
 
+def test_search_space_ids_are_those_main_wrote() -> None:
+    """Architectures a run directory holds (trial rows, latency cache, duplicate check) keep
+    their ids: params sampled by main 99f93e7, replayed here."""
+    from search_spaces import get_space
+
+    golden = json.loads((Path(__file__).parent / "golden_space_arch_ids.json").read_text())
+    assert len(golden) == 6
+    for row in golden:
+        assert get_space(row["space"]).replay(row["params"]).arch_id == row["arch_id"]
+
+
 def test_v1_layout_is_pinned() -> None:
     """The v1 field set is the one the golden ids were computed over; a new field must not be
     added to it (it would be hashed at its default and move nothing today, but the rule is that
