@@ -74,6 +74,7 @@ def train_variant(args: argparse.Namespace) -> int:
     from evaluators.data import DataError, load_data_config
     from evaluators.trainer import CHECKPOINT_NAME, RECIPE_OPTIONS, TrainConfig
     from models.archfile import ArchFileError, load_arch_record
+    from nas.commands._common import check_output_dir
     from nas.commands.export import kept_weights
     from nas.commands.train import init_checkpoint, train_and_report
     from nas.experiment import ExperimentError, load_experiment
@@ -125,7 +126,7 @@ def train_variant(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(f"recipe: {exc}") from None
     name = f"{rd.name}-{args.variant.replace('/', '-')}"
-    out = Path(args.out) if args.out else rd.path / "final" / args.variant
+    out = check_output_dir(Path(args.out) if args.out else rd.path / "final" / args.variant)
     if (out / CHECKPOINT_NAME).is_file() and not args.resume:
         raise CliError(f"{out / CHECKPOINT_NAME} exists: continue it with --resume, or give "
                        "another --out")
