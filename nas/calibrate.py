@@ -255,9 +255,11 @@ def _run_jobs(exp: Experiment, out: Path, data_path: str, specs: dict[str, Any],
     import os
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import dataclasses
+
     import ray
 
-    from nas.search import trial_settings
+    from nas.settings import trial_settings
 
     started = False
     if not ray.is_initialized():
@@ -270,13 +272,14 @@ def _run_jobs(exp: Experiment, out: Path, data_path: str, specs: dict[str, Any],
         started = True
     try:
         base = trial_settings(exp, data_path, out / "latency_cache")
-        base["constraints"] = {}
-        base["latency"] = {**base["latency"], "predictor": None}
+        base = dataclasses.replace(base, constraints={}, targets={  # calibration runs only train
+            k: dataclasses.replace(v, predictor=None) for k, v in base.targets.items()})
         if exp.fidelity.init is not None:  # warm-started short runs; long runs from scratch
             from nas.parent import ParentError, resolve_parent
 
             try:
-                base["parent"] = resolve_parent(exp, out, base, say=say)["path"]
+                base = dataclasses.replace(
+                    base, parent=resolve_parent(exp, out, base, say=say)["path"])
             except ParentError as exc:
                 raise CalibrationError(str(exc)) from None
         remote = ray.remote(train_job).options(num_cpus=exp.resources.cpu,
@@ -291,11 +294,13 @@ def _run_jobs(exp: Experiment, out: Path, data_path: str, specs: dict[str, Any],
                     done += 1  # sharing this folder (the long runs are shared)
                     continue
                 spec = specs[job["arch_id"]]
-                settings = {**base, "fidelity": {**base["fidelity"], "epochs": job["epochs"],
-                                                 "seed": job["seed"], "repeats": 1}}
+                fid = dataclasses.replace(base.fidelity, epochs=job["epochs"], seed=job["seed"],
+                                          repeats=1)
+                settings = dataclasses.replace(base, fidelity=fid)
                 if job["kind"] == "long":  # the ground truth: a long run from scratch
-                    settings["parent"] = None
-                    settings["fidelity"].update(init=None, distill=None)
+                    settings = dataclasses.replace(
+                        base, parent=None,
+                        fidelity=dataclasses.replace(fid, init=None, distill=None))
                 config = {"number": done + len(live), "params": {}, "arch": spec.to_dict(),
                           "arch_id": spec.arch_id, "reference": None, "session": 0,
                           "settings": settings, "skip_latency": True}

@@ -28,19 +28,14 @@ from typing import Any, Union
 
 import yaml
 
-FORMAT = "opennac-experiment/1"
+FORMAT = "opennac-experiment/2"
+# /1: one ``latency:`` section and the three fixed constraints (still read; same meaning)
+OLD_FORMATS = ("opennac-experiment/1",)
 TASKS = ("detection", "pose")
 SAMPLERS = ("nsga2", "tpe", "gp", "random")
 SCHEDULERS = ("asha", "none")
-# Objective keys and the only direction that makes sense for each.
-OBJECTIVES = {
-    "ap": "max",
-    "ap50": "max",
-    "box_ap": "max",
-    "latency_ms": "min",
-    "params": "min",
-    "gflops": "min",
-}
+# The name of the one target of the single ``latency:`` form (its columns carry no suffix).
+DEFAULT_TARGET = "default"
 # Default CV threshold of a latency measurement per device (latency.cv_threshold: null).
 DEFAULT_CV_THRESHOLD = {"cuda": 0.05, "cpu": 0.10}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -162,15 +157,6 @@ class LatencySection:
 
 
 @dataclass
-class Constraints:
-    """``constraints:`` hard limits, checked before training; violators are never trained."""
-
-    max_latency_ms: float | None = None
-    max_params: float | None = None
-    max_gflops: float | None = None
-
-
-@dataclass
 class SamplerSection:
     """``sampler:`` the Optuna sampler that proposes architectures."""
 
@@ -228,7 +214,13 @@ class Variants:
     n/s/m/l gets the measured latency of the released model of that size."""
 
     budgets: dict[str, float] | None = None
-    match_references: bool = False
+    # None: true unless ``budgets`` are given (the variants then use those budgets)
+    match_references: bool | None = None
+
+    @property
+    def uses_references(self) -> bool:
+        """Whether the budgets are the released models' latencies (no explicit budgets)."""
+        return self.budgets is None
 
 
 @dataclass
@@ -248,9 +240,13 @@ class Experiment:
     space: SpaceConfig
     data: DataSection
     fidelity: Fidelity = field(default_factory=Fidelity)
+    # {objective: direction}; a per-target objective names its target: latency_ms@cpu_int8
     objectives: dict[str, str] = field(default_factory=lambda: {"ap": "max", "latency_ms": "min"})
+    # the primary (first) latency target; ``targets`` has them all by name (`_parse_latency`)
     latency: LatencySection = field(default_factory=LatencySection)
-    constraints: Constraints = field(default_factory=Constraints)
+    # hard limits, checked before training (violators are never trained): max_<objective>,
+    # e.g. max_latency_ms, max_params, max_latency_ms@cpu_int8, max_peak_mem_mb
+    constraints: dict[str, float | None] = field(default_factory=dict)
     sampler: SamplerSection = field(default_factory=SamplerSection)
     scheduler: SchedulerSection = field(default_factory=SchedulerSection)
     budget: Budget = field(default_factory=Budget)
@@ -265,11 +261,20 @@ class Experiment:
     calibration: str | None = None  # a calibration.json (`opennac calibrate`) the report quotes
     format: str = FORMAT
     source: str | None = field(default=None, compare=False)  # the file it came from
+    targets: dict[str, LatencySection] = field(default_factory=dict, metadata={"internal": True})
+
+    def __post_init__(self) -> None:
+        if not self.targets:
+            self.targets = {DEFAULT_TARGET: self.latency}
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved experiment (defaults filled in, paths absolute), YAML-ready."""
         d = dataclasses.asdict(self)
         d.pop("source")
+        targets = d.pop("targets")
+        if list(targets) != [DEFAULT_TARGET]:
+            d["latency"] = targets
+        d["constraints"] = {k: v for k, v in d["constraints"].items() if v is not None}
         space = d.pop("space")
         d["space"] = {"name": space["name"], **space["overrides"]}
         ordered = {"format": d.pop("format"), "name": d.pop("name"), "task": d.pop("task")}
@@ -298,10 +303,6 @@ class Experiment:
     def reference_repeats(self) -> int:
         """Seeds per reference point (``noise.reference_repeats``, else ``fidelity.repeats``)."""
         return self.noise.reference_repeats or self.fidelity.repeats
-
-    @property
-    def max_epochs(self) -> int:
-        return self.fidelity.epochs
 
     def space_object(self) -> Any:
         """The configured `search_spaces.SearchSpace`."""
@@ -360,8 +361,11 @@ def parse_experiment(doc: Any, source: str, base: Path | None = None) -> Experim
         raise ExperimentError(f"{source}: expected a mapping of sections, got {_kind(doc)}")
     doc = dict(doc)
     fmt = doc.pop("format", FORMAT)
-    if fmt != FORMAT:
+    if fmt != FORMAT and fmt not in OLD_FORMATS:
         raise ExperimentError(f"{source}: format: expected {FORMAT!r}, got {fmt!r}")
+    targets = _parse_latency(doc.pop("latency", None), source)
+    if isinstance(doc.get("constraints"), dict):  # an unset limit (null) is no limit
+        doc["constraints"] = {k: v for k, v in doc["constraints"].items() if v is not None}
     space = doc.get("space")
     if isinstance(space, str):
         doc["space"] = space = {"name": space}
@@ -386,12 +390,16 @@ def parse_experiment(doc: Any, source: str, base: Path | None = None) -> Experim
             )
     exp = _build(Experiment, doc, "", source)
     exp.source = source
+    if targets:
+        exp.targets = targets
+        exp.latency = next(iter(targets.values()))
     _check(exp, source)
     if base is not None:
         if exp.data.path is not None:
             exp.data.path = _resolve(exp.data.path, base)
-        if exp.latency.predictor is not None:
-            exp.latency.predictor = _resolve(exp.latency.predictor, base)
+        for lat in exp.targets.values():
+            if lat.predictor is not None:
+                lat.predictor = _resolve(lat.predictor, base)
         if exp.calibration is not None:
             exp.calibration = _resolve(exp.calibration, base)
         init = exp.fidelity.init
@@ -462,35 +470,10 @@ def _check(exp: Experiment, src: str) -> None:
         _positive(fail, "noise.reference_repeats", exp.noise.reference_repeats)
     if not exp.noise.z > 0:
         fail("noise.z", f"expected a positive number, got {exp.noise.z}")
-    if not exp.objectives:
-        fail("objectives", "expected at least one objective")
-    for key, direction in exp.objectives.items():
-        if key not in OBJECTIVES:
-            fail(f"objectives.{key}", f"unknown objective (known: {', '.join(OBJECTIVES)})")
-        if direction != OBJECTIVES[key]:
-            fail(f"objectives.{key}", f"expected {OBJECTIVES[key]!r}, got {direction!r}")
-    if not any(OBJECTIVES[k] == "max" for k in exp.objectives):
-        fail("objectives", "expected an accuracy objective (ap, ap50 or box_ap)")
-    if "box_ap" in exp.objectives and exp.task != "pose":
-        fail("objectives.box_ap", "only a pose search reports box_ap")
-    lat = exp.latency
-    if lat.device not in ("cpu", "cuda"):
-        fail("latency.device", f"expected 'cpu' or 'cuda', got {lat.device!r}")
-    _check_latency_enums(lat, fail)
-    _positive(fail, "latency.batch", lat.batch)
-    _size(fail, "latency.image_size", lat.image_size)
-    for key in ("warmup", "iters"):
-        value = getattr(lat, key)
-        if value is not None and value < (0 if key == "warmup" else 1):
-            kind = "non-negative" if key == "warmup" else "positive"
-            fail(f"latency.{key}", f"expected a {kind} integer, got {value}")
-    if lat.cv_threshold is not None and not lat.cv_threshold > 0:
-        fail("latency.cv_threshold", f"expected a positive number, got {lat.cv_threshold}")
-    _positive(fail, "latency.max_repeats", lat.max_repeats)
-    for key in ("max_latency_ms", "max_params", "max_gflops"):
-        value = getattr(exp.constraints, key)
-        if value is not None and not value > 0:
-            fail(f"constraints.{key}", f"expected a positive number, got {value}")
+    _check_objectives(exp, fail)
+    for name, lat in exp.targets.items():
+        _check_latency(lat, "latency" if name == DEFAULT_TARGET else f"latency.{name}", fail)
+    _check_constraints(exp, fail)
     s = exp.sampler
     if s.type not in SAMPLERS:
         fail("sampler.type", f"expected one of {', '.join(SAMPLERS)}, got {s.type!r}")
@@ -519,9 +502,10 @@ def _check(exp: Experiment, src: str) -> None:
     if r.gpu < 0:
         fail("resources.gpu", f"expected a number >= 0, got {r.gpu}")
     _positive(fail, "resources.max_retries", r.max_retries, minimum=0)
-    if lat.device == "cuda" and r.gpu <= 0:
+    cuda = any(lat.device == "cuda" for lat in exp.targets.values())
+    if cuda and r.gpu <= 0:
         fail("resources.gpu", "latency.device is 'cuda': each trial needs a GPU (resources.gpu)")
-    if lat.device == "cuda" and 0 < r.gpu < 1:
+    if cuda and 0 < r.gpu < 1:
         fail("resources.gpu", f"latency.device is 'cuda': a trial measures latency on its GPU, "
              f"which a fractional share ({r.gpu}) would split with other trials' trainings; "
              "expected a whole number of GPUs (1, 2, ...)")  # fmt: skip
@@ -532,8 +516,9 @@ def _check(exp: Experiment, src: str) -> None:
     v = exp.variants
     if v.budgets is not None and v.match_references:
         fail("variants", "expected 'budgets' or 'match_references', not both")
-    if v.budgets is None and not v.match_references:
-        v.match_references = True  # the default: budgets of the released models
+    if v.budgets is None and v.match_references is False:
+        fail("variants.match_references", "false needs variants.budgets (explicit latency "
+             "budgets); without budgets the variants match the released models")
     for key, ms in (v.budgets or {}).items():
         if not _NAME_RE.match(key):
             fail(f"variants.budgets.{key}", "expected a simple name (letters, digits, '_', '-')")
@@ -541,20 +526,112 @@ def _check(exp: Experiment, src: str) -> None:
             fail(f"variants.budgets.{key}", f"expected a positive latency in ms, got {ms}")
 
 
-def _check_latency_enums(lat: LatencySection, fail: Any) -> None:
-    """``latency.backend`` / ``precision``: known names that the device can run."""
-    from evaluators.latency.backends import BACKENDS, PRECISIONS, SUPPORT
+def _parse_latency(doc: Any, src: str) -> dict[str, LatencySection] | None:
+    """``latency:``: one section (the old form: target ``default``) or ``{name: section}``
+    (several targets; the first is the primary). None: the default section."""
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        raise ExperimentError(f"{src}: latency: expected a mapping, got {_kind(doc)}")
+    own = {f.name for f in dataclasses.fields(LatencySection)}
+    if not doc or any(k in own for k in doc) or not all(isinstance(v, dict) for v in doc.values()):
+        return {DEFAULT_TARGET: _build(LatencySection, doc, "latency", src)}
+    out = {}
+    for name, section in doc.items():
+        if not _NAME_RE.match(str(name)):
+            raise ExperimentError(f"{src}: latency.{name}: expected a target name (letters, "
+                                  "digits, '_', '-', '.')")
+        out[str(name)] = _build(LatencySection, section, f"latency.{name}", src)
+    return out
 
-    if lat.backend not in BACKENDS:
-        fail("latency.backend", f"expected one of {', '.join(BACKENDS)}, got {lat.backend!r}")
+
+def _check_objectives(exp: Experiment, fail: Any) -> None:
+    """``objectives``: registered keys (per-target ones naming a latency target) with their
+    direction, at least one accuracy objective (`nas.objectives`)."""
+    from nas.objectives import accuracy_keys, get_objective, list_objectives, split_name
+
+    if not exp.objectives:
+        fail("objectives", "expected at least one objective")
+    for name, direction in exp.objectives.items():
+        key, target = split_name(name)
+        try:
+            obj = get_objective(key)
+        except KeyError:
+            fail(f"objectives.{name}",
+                 f"unknown objective (known: {', '.join(list_objectives())})")  # fmt: skip
+        if direction != obj.direction:
+            fail(f"objectives.{name}", f"expected {obj.direction!r}, got {direction!r}")
+        if exp.task not in obj.tasks:
+            fail(f"objectives.{name}", f"only a {' or '.join(obj.tasks)} search reports {key}")
+        _check_target_name(exp, name, key, target, obj.stage, f"objectives.{name}", fail)
+    if not any(split_name(k)[0] in accuracy_keys() for k in exp.objectives):
+        fail("objectives", f"expected an accuracy objective ({', '.join(accuracy_keys())})")
+
+
+def _check_target_name(exp: Experiment, name: str, key: str, target: str | None, stage: str,
+                       where: str, fail: Any) -> None:
+    if target is None:
+        return
+    if stage != "target":
+        fail(where, f"{key} does not depend on the latency target; write {key}")
+    if target not in exp.targets or list(exp.targets) == [DEFAULT_TARGET]:
+        known = ", ".join(t for t in exp.targets if t != DEFAULT_TARGET) or "none: latency has "
+        fail(where, f"unknown latency target {target!r} (targets: {known}"
+             f"{'the single form' if known.startswith('none') else ''})")  # fmt: skip
+
+
+def _check_constraints(exp: Experiment, fail: Any) -> None:
+    """``constraints``: ``max_<objective>[@target]`` of minimised objectives, positive."""
+    from nas.objectives import get_objective, list_objectives, split_name
+
+    for name, value in exp.constraints.items():
+        where = f"constraints.{name}"
+        key, target = split_name(name.removeprefix("max_"))
+        try:
+            obj = get_objective(key)
+        except KeyError:
+            obj = None
+        if not name.startswith("max_") or obj is None or obj.direction != "min":
+            keys = [k for k in list_objectives() if get_objective(k).direction == "min"]
+            fail(where, f"unknown constraint (expected max_<objective> of {', '.join(keys)}, "
+                 "e.g. max_latency_ms or max_latency_ms@TARGET)")  # fmt: skip
+        _check_target_name(exp, name, key, target, obj.stage, where, fail)
+        if value is not None and not value > 0:
+            fail(where, f"expected a positive number, got {value}")
+
+
+def _check_latency(lat: LatencySection, at: str, fail: Any) -> None:
+    """One latency section (``at``: its key path)."""
+    if lat.device not in ("cpu", "cuda"):
+        fail(f"{at}.device", f"expected 'cpu' or 'cuda', got {lat.device!r}")
+    _check_latency_enums(lat, at, fail)
+    _positive(fail, f"{at}.batch", lat.batch)
+    _size(fail, f"{at}.image_size", lat.image_size)
+    for key in ("warmup", "iters"):
+        value = getattr(lat, key)
+        if value is not None and value < (0 if key == "warmup" else 1):
+            kind = "non-negative" if key == "warmup" else "positive"
+            fail(f"{at}.{key}", f"expected a {kind} integer, got {value}")
+    if lat.cv_threshold is not None and not lat.cv_threshold > 0:
+        fail(f"{at}.cv_threshold", f"expected a positive number, got {lat.cv_threshold}")
+    _positive(fail, f"{at}.max_repeats", lat.max_repeats)
+
+
+def _check_latency_enums(lat: LatencySection, at: str, fail: Any) -> None:
+    """``latency.backend`` / ``precision``: registered names that the device can run."""
+    from evaluators.latency.backends import PRECISIONS, get_backend, list_backends
+
+    if lat.backend not in list_backends():
+        fail(f"{at}.backend",
+             f"expected one of {', '.join(list_backends())}, got {lat.backend!r}")  # fmt: skip
     if lat.precision not in PRECISIONS:
-        fail("latency.precision",
+        fail(f"{at}.precision",
              f"expected one of {', '.join(PRECISIONS)}, got {lat.precision!r}")  # fmt: skip
-    kinds = SUPPORT[lat.backend]
+    kinds = get_backend(lat.backend).support
     if lat.device not in kinds:
-        fail("latency.backend", f"{lat.backend!r} needs latency.device 'cuda'")
+        fail(f"{at}.backend", f"{lat.backend!r} needs latency.device 'cuda'")
     if lat.precision not in kinds[lat.device]:
-        fail("latency.precision", f"{lat.backend!r} on {lat.device} runs "
+        fail(f"{at}.precision", f"{lat.backend!r} on {lat.device} runs "
              f"{', '.join(kinds[lat.device])}, got {lat.precision!r}")  # fmt: skip
 
 
@@ -625,7 +702,8 @@ def _build(cls: type, data: Any, where: str, src: str) -> Any:
     if not isinstance(data, dict):
         raise ExperimentError(f"{src}: {label}: expected a mapping, got {_kind(data)}")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    fields = {f.name: f for f in dataclasses.fields(cls)
+              if f.name != "source" and not f.metadata.get("internal")}
     for key in data:
         if key not in fields or key == "format":
             allowed = ", ".join(n for n in fields if n != "format")
@@ -708,8 +786,8 @@ def dump_experiment(exp: Experiment, path: str | Path) -> Path:
 __all__ = [
     "Experiment",
     "ExperimentError",
+    "DEFAULT_TARGET",
     "FORMAT",
-    "OBJECTIVES",
     "dump_experiment",
     "find_experiment",
     "load_experiment",

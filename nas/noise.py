@@ -40,14 +40,15 @@ NOT_DISTINGUISHABLE = "not distinguishable at this fidelity"
 # --------------------------------------------------------------------------- seeds of a trial
 
 
-def trial_seeds(fidelity: Mapping[str, Any], reference: str | None,
+def trial_seeds(fidelity: Any, reference: str | None,
                 reference_repeats: int | None) -> list[int]:
     """The seeds a trial trains with: ``[seed, seed+1, ...]``, ``fidelity.repeats`` of them
-    (``reference_repeats`` for a reference point when set). The first is the main run."""
-    k = int(fidelity.get("repeats") or 1)
+    (``reference_repeats`` for a reference point when set). The first is the main run.
+    ``fidelity``: the experiment's `Fidelity`."""
+    k = int(fidelity.repeats or 1)
     if reference and reference_repeats:
         k = int(reference_repeats)
-    seed = int(fidelity.get("seed") or 0)
+    seed = int(fidelity.seed or 0)
     return [seed + i for i in range(k)]
 
 

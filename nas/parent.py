@@ -119,7 +119,7 @@ def parent_spec(exp: Any) -> Any:
     return spec
 
 
-def train_parent(spec_dict: dict[str, Any], settings: dict[str, Any], epochs: int,
+def train_parent(spec_dict: dict[str, Any], settings: Any, epochs: int,
                  out_dir: str) -> dict[str, Any]:
     """Train (or continue training) the parent into ``out_dir`` (a Ray task's body)."""
     import torch
@@ -128,14 +128,14 @@ def train_parent(spec_dict: dict[str, Any], settings: dict[str, Any], epochs: in
     from models.spec import ArchSpec
     from nas.trial import _data_config, train_config
 
-    torch.set_num_threads(int(settings["fidelity"].get("threads") or 1))
+    torch.set_num_threads(int(settings.fidelity.threads or 1))
     spec = ArchSpec.from_dict(spec_dict)
     result = train_candidate(spec, _data_config(settings), train_config(settings, epochs),
                              out_dir=out_dir, resume=True)
     return result.to_dict()
 
 
-def _train_remote(exp: Any, spec: Any, out_dir: Path, settings: dict[str, Any]) -> None:
+def _train_remote(exp: Any, spec: Any, out_dir: Path, settings: Any) -> None:
     import ray
 
     remote = ray.remote(train_parent).options(num_cpus=exp.resources.cpu,

@@ -240,11 +240,12 @@ def _require_columns(df: pd.DataFrame, objectives: Mapping[str, str]) -> None:
 
 
 def _truthy(series: pd.Series) -> pd.Series:
-    """Booleans from bools, numbers or strings ('True', 'true', '1'); missing -> False."""
+    """Booleans by `nas.objectives.truthy` (the one rule); missing -> False."""
+    from nas.objectives import truthy
+
     if series.dtype == bool:
         return series
-    text = series.astype(str).str.strip().str.lower()
-    return text.isin(("true", "1", "1.0", "yes"))
+    return series.map(truthy).astype(bool)
 
 
 def _flip(values: np.ndarray, objectives: Mapping[str, str]) -> np.ndarray:

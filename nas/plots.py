@@ -27,8 +27,13 @@ RunsLike = (
     | Sequence[pd.DataFrame | str | os.PathLike[str]]
     | Mapping[str, pd.DataFrame | str | os.PathLike[str]]
 )
-_AXIS_LABELS = {"ap": "AP", "latency_ms": "latency (ms)", "params": "parameters",
-                "gflops": "GFLOPs", "ap50": "AP50", "box_ap": "box AP"}  # fmt: skip
+
+
+def _label(column: str) -> str:
+    """An axis label from the objectives registry (``latency (ms) @cpu_int8``)."""
+    from nas.objectives import label_of
+
+    return label_of(column)
 
 
 def plot_fronts(
@@ -60,7 +65,12 @@ def plot_fronts(
     directions = check_objectives(objectives)
     for axis in (x, y):
         if axis not in directions:
-            directions[axis] = "min" if axis in ("latency_ms", "params", "gflops") else "max"
+            from nas.objectives import direction_of
+
+            try:  # the registry's direction; an unregistered column is maximised
+                directions[axis] = direction_of(axis)
+            except KeyError:
+                directions[axis] = "max"
     directions = {y: directions[y], x: directions[x]}
     named = _named_frames(runs)
     if not named:
@@ -163,11 +173,12 @@ def _errors(front: pd.DataFrame, y: str) -> list[float] | None:
 
 def _default_title(frames: list[pd.DataFrame], x: str, y: str) -> str:
     devices = set()
+    suffix = x[len("latency_ms"):] if x.startswith("latency_ms") else None
     for df in frames:
-        if "lat_device" in df.columns:
-            devices.update(str(d) for d in df["lat_device"].dropna().unique())
-    where = f" on {', '.join(sorted(devices))}" if devices and x == "latency_ms" else ""
-    return f"Pareto fronts: {_AXIS_LABELS.get(y, y)} vs {_AXIS_LABELS.get(x, x)}{where}"
+        if suffix is not None and f"lat_device{suffix}" in df.columns:
+            devices.update(str(d) for d in df[f"lat_device{suffix}"].dropna().unique())
+    where = f" on {', '.join(sorted(devices))}" if devices else ""
+    return f"Pareto fronts: {_label(y)} vs {_label(x)}{where}"
 
 
 # --------------------------------------------------------------------------- drawing
@@ -211,8 +222,8 @@ def _draw_matplotlib(
         ax.scatter(xs, ys, marker="*", s=110, color="black", zorder=5, label="reference models")
         for label, (px, py) in refs.items():
             ax.annotate(label, (px, py), textcoords="offset points", xytext=(6, 4), fontsize=8)
-    ax.set_xlabel(_AXIS_LABELS.get(x, x))
-    ax.set_ylabel(_AXIS_LABELS.get(y, y))
+    ax.set_xlabel(_label(x))
+    ax.set_ylabel(_label(y))
     ax.set_title(title, fontsize=11)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="best")
@@ -266,8 +277,8 @@ def _draw_plotly(
         ))  # fmt: skip
     fig.update_layout(
         title=title,
-        xaxis_title=_AXIS_LABELS.get(x, x),
-        yaxis_title=_AXIS_LABELS.get(y, y),
+        xaxis_title=_label(x),
+        yaxis_title=_label(y),
         template="plotly_white",
     )
     return fig

@@ -53,8 +53,8 @@ def fmt_trial(row: Mapping[str, Any]) -> str:
     if _has(row.get("reference")):
         parts.append(f"[{row['reference']}]")
     if row.get("status") == "INFEASIBLE":
-        over = [c[2:] for c in ("c_latency_ms", "c_params", "c_gflops")
-                if _has(row.get(c)) and float(row[c]) > 0]
+        over = [str(c)[2:] for c in row.keys()  # every constraint column (nas.objectives)
+                if str(c).startswith("c_") and _has(row.get(c)) and float(row[c]) > 0]
         parts.append(f"(over {', '.join(over)})" if over else "")
     if _has(row.get("error")):
         parts.append(f"error: {str(row['error'])[:120]}")
@@ -196,11 +196,9 @@ def front_table(front: Any, limit: int = 20) -> str:
 
 def _false(value: Any) -> bool:
     """A flag that is set and false (missing is not false)."""
-    if not _has(value):
-        return False
-    if isinstance(value, str):
-        return value.strip().lower() in ("false", "0")
-    return not bool(value)
+    from nas.objectives import truthy
+
+    return _has(value) and not truthy(value)
 
 
 def _has(value: Any) -> bool:

@@ -7,6 +7,11 @@
 - ``report.md``: per run the settings, fidelity, latency device, trial counts, hypervolume,
   the front and the best trial per variant against its reference model.
 
+A run with several latency targets (`nas.targets`) gets one front per target (AP against
+``latency_ms@<target>``, ``pareto-<target>.png``) and one variant table per target
+(``variants/<target>/``). The front tables carry every objective of the run's experiment
+(`nas.objectives`), registered ones included.
+
 Example:
     >>> from nas.report import build_report                      # doctest: +SKIP
     >>> report = build_report(["runs/a", "runs/b"], "reports/ab")  # doctest: +SKIP
@@ -58,6 +63,10 @@ class RunSummary:
     hypervolume: float | None
     variants: list[dict[str, Any]] = field(default_factory=list)
     noise: Any = None  # nas.noise.NoiseBand of the run
+    # several latency targets: {target: front on AP and latency_ms@target}, its variants
+    target_fronts: dict[str, pd.DataFrame] = field(default_factory=dict)
+    target_variants: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    objectives: dict[str, str] = field(default_factory=dict)  # the run's own objectives
 
 
 @dataclass
@@ -108,9 +117,13 @@ def build_report(
 
     files: dict[str, Path] = {}
     fronts = [r.front.assign(run=r.name) for r in runs if len(r.front)]
+    fronts += [f.assign(run=r.name, target=t) for r in runs
+               for t, f in r.target_fronts.items() if len(f)]
     front_csv = out / "front.csv"
     table = pd.concat(fronts, ignore_index=True) if fronts else pd.DataFrame(columns=["run"])
-    table[[c for c in FRONT_COLUMNS if c in table.columns]].to_csv(front_csv, index=False)
+    extra = [c for r in runs for c in r.objectives if c not in FRONT_COLUMNS]
+    columns = [*FRONT_COLUMNS, *dict.fromkeys(extra), "target"]
+    table[[c for c in columns if c in table.columns]].to_csv(front_csv, index=False)
     files["front.csv"] = front_csv
     frames = {r.name: r.trials for r in runs}
     if any(len(r.front) for r in runs):
@@ -118,6 +131,13 @@ def build_report(
             path = out / f"pareto.{suffix}"
             plot_fronts(frames, references, path)
             files[f"pareto.{suffix}"] = path
+    for target in dict.fromkeys(t for r in runs for t in r.target_fronts):
+        column = f"latency_ms@{target}"
+        have = {r.name: r.trials for r in runs if len(r.target_fronts.get(target, []))}
+        for suffix in ("png", "html") if have else ():
+            path = out / f"pareto-{target}.{suffix}"
+            plot_fronts(have, None, path, x=column, objectives={"ap": "max", column: "min"})
+            files[f"pareto-{target}.{suffix}"] = path
     md = out / "report.md"
     md.write_text(_markdown(runs, common, common_hv, files))
     files["report.md"] = md
@@ -149,17 +169,40 @@ def summarize_run(
     )
     summary.variants = _variants(path, df)
     add_claims(summary.variants, band, info)
+    summary.objectives = dict(summary.experiment.get("objectives") or {})
+    for target in _targets(summary.experiment):
+        column = f"latency_ms@{target}"
+        if column not in df.columns:
+            continue
+        summary.target_fronts[target] = mark_ties(
+            pareto_front(df, {"ap": "max", column: "min"}), band)
+        summary.target_variants[target] = _variants(path, df, target)
     return summary
+
+
+def _targets(experiment: Mapping[str, Any]) -> list[str]:
+    """The target names of a run's experiment with several latency targets ([] for one)."""
+    from nas.experiment import LatencySection
+
+    lat = experiment.get("latency")
+    own = {f for f in LatencySection.__dataclass_fields__}
+    if isinstance(lat, Mapping) and lat and not any(k in own for k in lat) \
+            and all(isinstance(v, Mapping) for v in lat.values()):
+        return [str(k) for k in lat]
+    return []
 
 
 # --------------------------------------------------------------------------- variants
 
 
-def _variants(run_dir: Path, df: pd.DataFrame) -> list[dict[str, Any]]:
-    """Each ``variants/<name>.yaml`` with its trial and its reference model's trial."""
+def _variants(run_dir: Path, df: pd.DataFrame, target: str | None = None
+              ) -> list[dict[str, Any]]:
+    """Each ``variants/<name>.yaml`` (``variants/<target>/`` of one of several targets, on
+    ``latency_ms@<target>``) with its trial and its reference model's trial."""
     from models.archfile import ArchFileError, load_arch_record
 
-    folder = run_dir / "variants"
+    folder = run_dir / "variants" / target if target else run_dir / "variants"
+    sfx = f"@{target}" if target else ""
     if not folder.is_dir():
         return []
     order = {size: i for i, size in enumerate(SIZES)}
@@ -173,7 +216,7 @@ def _variants(run_dir: Path, df: pd.DataFrame) -> list[dict[str, Any]]:
         metrics, prov = record.metrics, record.provenance
         row = _row_of(df, prov.get("trial"), record.spec.arch_id)
         ref_name = metrics.get("reference") or _reference_for(df, path.stem)
-        ref_row = _reference_row(df, ref_name)
+        ref_row = _reference_row(df, ref_name, sfx)
         item = {
             "variant": path.stem,
             "file": str(path),
@@ -181,7 +224,8 @@ def _variants(run_dir: Path, df: pd.DataFrame) -> list[dict[str, Any]]:
             "arch_id": record.spec.arch_id[:12],
             "ap": finite_float(row.get("ap") if row is not None else metrics.get("ap")),
             "latency_ms": finite_float(
-                row.get("latency_ms") if row is not None else metrics.get("latency_ms")
+                row.get(f"latency_ms{sfx}") if row is not None
+                else metrics.get(f"latency_ms{sfx}")
             ),
             "budget_ms": finite_float(metrics.get("budget_ms")),
             "reference": ref_name,
@@ -193,18 +237,18 @@ def _variants(run_dir: Path, df: pd.DataFrame) -> list[dict[str, Any]]:
             "reference_note": (not_fully_trained(ref_row) if ref_row is not None
                                and not fully_trained(ref_row) else metrics.get("reference_note")),
             "reference_latency_ms": finite_float(
-                ref_row["latency_ms"]
+                ref_row[f"latency_ms{sfx}"]
                 if ref_row is not None
                 else metrics.get("reference_latency_ms")
             ),
         }
-        item.update(_noise_fields(row, metrics, ref_row))
+        item.update(_noise_fields(row, metrics, ref_row, sfx))
         out.append(item)
     return out
 
 
 def _noise_fields(row: pd.Series | None, metrics: Mapping[str, Any],
-                  ref_row: pd.Series | None) -> dict[str, Any]:
+                  ref_row: pd.Series | None, sfx: str = "") -> dict[str, Any]:
     """Seeds and latency CV of a variant and of its reference (for `add_claims`)."""
     def get(r: pd.Series | None, key: str) -> Any:
         value = r.get(key) if r is not None else None
@@ -212,9 +256,9 @@ def _noise_fields(row: pd.Series | None, metrics: Mapping[str, Any],
 
     return {
         "repeats": get(row, "repeats") or metrics.get("repeats"),
-        "lat_cv": get(row, "lat_cv") if row is not None else metrics.get("lat_cv"),
+        "lat_cv": get(row, f"lat_cv{sfx}") if row is not None else metrics.get(f"lat_cv{sfx}"),
         "reference_repeats": get(ref_row, "repeats"),
-        "reference_lat_cv": get(ref_row, "lat_cv"),
+        "reference_lat_cv": get(ref_row, f"lat_cv{sfx}"),
     }
 
 
@@ -233,10 +277,10 @@ def _reference_for(df: pd.DataFrame, variant: str) -> str | None:
     return match[0] if match else None
 
 
-def _reference_row(df: pd.DataFrame, name: str | None) -> pd.Series | None:
-    if not name or "reference" not in df.columns:
+def _reference_row(df: pd.DataFrame, name: str | None, sfx: str = "") -> pd.Series | None:
+    if not name or "reference" not in df.columns or f"latency_ms{sfx}" not in df.columns:
         return None
-    rows = df[(df["reference"] == name) & df["latency_ms"].notna()]
+    rows = df[(df["reference"] == name) & df[f"latency_ms{sfx}"].notna()]
     full = [r for _, r in rows.iterrows() if fully_trained(r)]
     if full:  # a reference's AP only from a complete, full-fidelity training
         return full[0]
@@ -311,7 +355,7 @@ def _run_markdown(r: RunSummary) -> list[str]:
         lines.append("- hypervolume: none (no valid trial)")
     lines += noise_lines(r)
     lines += ["", f"### Front ({len(r.front)} trials)", ""]
-    lines += _md_table(_front_table(r.front)) if len(r.front) else ["(empty)"]
+    lines += _md_table(_front_table(r.front, r.objectives)) if len(r.front) else ["(empty)"]
     if len(r.front) and "ap_ci" in r.front.columns:
         lines += ["", "`+-`: the AP interval (mean +- z x seed sd / sqrt(seeds)); `ties`: the "
                   "front members whose intervals overlap this one's (not told apart at this "
@@ -321,8 +365,16 @@ def _run_markdown(r: RunSummary) -> list[str]:
         lines += [f"> **Warning:** {warning}", ""]
     if r.variants:
         lines += _md_table(_variant_table(r.variants))
-    else:
+    elif not r.target_fronts:
         lines.append("(no variants written)")
+    for target, front in r.target_fronts.items():
+        lines += ["", f"### Front on target {target} ({len(front)} trials: AP vs "
+                  f"latency_ms@{target})", "", f"![{target}](pareto-{target}.png)", ""]
+        lines += (_md_table(_front_table(front, r.objectives, f"@{target}")) if len(front)
+                  else ["(empty)"])
+        lines += ["", f"### Variants on target {target} (`variants/{target}/`)", ""]
+        variants = r.target_variants.get(target) or []
+        lines += _md_table(_variant_table(variants)) if variants else ["(no variants written)"]
     lines.append("")
     return lines
 
@@ -340,10 +392,18 @@ def _text(
         for warning in r.info.get("latency_warnings") or []:
             parts.append(f"WARNING: {warning}")
         if len(r.front):
-            parts.append(_front_table(r.front).to_string(index=False))
+            parts.append(_front_table(r.front, r.objectives).to_string(index=False))
         if r.variants:
             parts.append("variants:")
             parts.append(_variant_table(r.variants).to_string(index=False))
+        for target, front in r.target_fronts.items():
+            parts.append(f"front on target {target}: {len(front)} trials")
+            if len(front):
+                parts.append(_front_table(front, r.objectives, f"@{target}")
+                             .to_string(index=False))
+            if r.target_variants.get(target):
+                parts.append(f"variants on target {target}:")
+                parts.append(_variant_table(r.target_variants[target]).to_string(index=False))
         parts.append("")
     if common is not None:
         parts.append(f"common reference point {_point(common)}: "
@@ -351,10 +411,20 @@ def _text(
     return "\n".join(parts).rstrip() + "\n"
 
 
-def _front_table(front: pd.DataFrame) -> pd.DataFrame:
-    cols = [c for c in ("number", "ap", "ap_ci", "tied_with", "latency_ms", "lat_cv", "params",
-                        "gflops", "reference")
+def _front_table(front: pd.DataFrame, objectives: Mapping[str, str] | None = None,
+                 sfx: str = "") -> pd.DataFrame:
+    """The printed front: AP, latency (of target ``sfx``), the run's other objectives."""
+    base = ("number", "ap", "ap_ci", "tied_with", f"latency_ms{sfx}", f"lat_cv{sfx}", "params",
+            "gflops")
+    extra = [c for c in (objectives or {}) if c not in base and "@" not in c]
+    cols = [c for c in (*base, *extra, "reference")
             if c in front.columns and front[c].notna().any()]  # fmt: skip
+    if sfx:  # this target's latency context under the plain names
+        front = front.drop(columns=[c for c in ("lat_cv", "latency_stable")
+                                    if c in front.columns])
+        front = front.rename(columns={f"lat_cv{sfx}": "lat_cv",
+                                      f"latency_stable{sfx}": "latency_stable"})
+        cols = ["lat_cv" if c == f"lat_cv{sfx}" else c for c in cols]
     table = front[cols].copy()
     if "lat_cv" in table.columns and "latency_stable" in front.columns:
         unstable = front["latency_stable"].map(lambda v: v is not None and v is not pd.NA

@@ -30,22 +30,9 @@ from typing import Any
 import pandas as pd
 
 from nas.pareto import DEFAULT_OBJECTIVES, check_objectives, default_reference_point, valid_mask
-from nas.rundir import HEAD_COLUMNS, RunDir, flat_attrs
+from nas.rundir import HEAD_COLUMNS, SCHEMA, RunDir, column_kind, extra_columns, flat_attrs
 from nas.secrets import mask_text
 
-# The trials table of docs/internals.md by type, after HEAD_COLUMNS and the param_<name> columns.
-FLOAT_COLUMNS = (
-    "ap", "ap50", "box_ap", "latency_ms", "params", "gflops",
-    "epochs", "epochs_done", "image_size", "train_images", "val_images", "seed",
-    "lat_batch", "lat_image_size", "lat_p90_ms", "lat_cv",
-    "c_latency_ms", "c_params", "c_gflops", "wall_s",
-    "ap_sd", "repeats", "ap_ci", "threads", "lat_repeats", "train_loss",
-)  # fmt: skip
-BOOL_COLUMNS = ("full_fidelity", "feasible", "latency_stable")
-TEXT_COLUMNS = (
-    "recipe", "init", "lat_device", "lat_backend", "lat_precision", "arch_file", "error",
-)  # fmt: skip
-INT_COLUMNS = ("number", "reused_from")
 # Run statuses (run.json) during which the reference point is not saved yet.
 _LIVE_RUN_STATUSES = {"created", "starting", "running", "pending", "resuming"}
 
@@ -185,17 +172,19 @@ def normalize_trials(df: pd.DataFrame, run_dir: Path | None = None) -> pd.DataFr
     empty; ``arch_file`` becomes an absolute path when the file is in ``run_dir``)."""
     df = df.copy()
     params = sorted(c for c in df.columns if str(c).startswith("param_"))
-    for col in (*HEAD_COLUMNS, *FLOAT_COLUMNS, *BOOL_COLUMNS, *TEXT_COLUMNS, "reused_from"):
+    for col in SCHEMA:  # the schema of `nas.rundir`, one owner for writer and reader
         if col not in df.columns:
             df[col] = pd.NA
-    for col in FLOAT_COLUMNS:
-        df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
-    for col in INT_COLUMNS:
-        df[col] = pd.to_numeric(df[col], errors="coerce").round().astype("Int64")
-    for col in BOOL_COLUMNS:
-        df[col] = _to_bool(df[col])
-    for col in (*TEXT_COLUMNS, "arch_id"):
-        df[col] = df[col].map(_text)
+    for col in [*SCHEMA, *extra_columns(map(str, df.columns))]:
+        kind = column_kind(col)
+        if kind == "float":
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
+        elif kind == "int":
+            df[col] = pd.to_numeric(df[col], errors="coerce").round().astype("Int64")
+        elif kind == "bool":
+            df[col] = _to_bool(df[col])
+        elif kind == "text" and col != "status":
+            df[col] = df[col].map(_text)
     df["status"] = df["status"].map(lambda s: (_text(s) or "RUNNING").upper())
     if run_dir is not None:
         df["arch_file"] = df["arch_file"].map(lambda p: _resolve_file(p, run_dir))

@@ -25,7 +25,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-RUN_FORMAT = "opennac-run/1"
+RUN_FORMAT = "opennac-run/2"
+# /1: one latency target (no ``@target`` columns, no ``variants/<target>/`` sets); still read
+OLD_RUN_FORMATS = ("opennac-run/1",)
 
 # The trials table, in order (docs/internals.md); param_<name> columns follow `number`..`arch_id`.
 STATUSES = ("COMPLETE", "STOPPED", "FAIL", "INFEASIBLE", "RUNNING")
@@ -87,24 +89,53 @@ COLUMNS = (
     # training threads; whether the latency measurement settled and in how many rounds.
     *NOISE_COLUMNS,
 )
-_INT_COLUMNS = (
-    "number",
-    "params",
-    "epochs",
-    "epochs_done",
-    "image_size",
-    "train_images",
-    "val_images",
-    "seed",
-    "lat_batch",
-    "lat_image_size",
-    "reused_from",
-    "session",
-    "repeats",
-    "threads",
-    "lat_repeats",
-    "resumed_from_epoch",
-)
+_INT = ("number", "epochs", "epochs_done", "image_size", "train_images", "val_images", "seed",
+        "reused_from", "session", "repeats", "threads", "resumed_from_epoch")
+_BOOL = ("full_fidelity", "feasible")
+_TEXT = ("status", "arch_id", "recipe", "init", "arch_file", "error", "failure", "reference",
+         "ap_seeds")
+
+
+def _kind(column: str) -> str:
+    from nas.objectives import column_kind
+
+    return column_kind(column) or ("int" if column in _INT else "bool" if column in _BOOL
+                                   else "text" if column in _TEXT else "float")
+
+
+# The one schema of the trials table: {column: dtype} (int, float, bool, text), the
+# objectives' columns typed by their registry entries (`nas.objectives`). Both the writer
+# (`trials_frame`) and the reader (`nas.results.normalize_trials`) use it.
+SCHEMA: dict[str, str] = {c: _kind(c) for c in (*HEAD_COLUMNS, *COLUMNS)}
+
+
+def column_kind(column: str) -> str | None:
+    """The dtype of a trials-table column: the fixed ones, ``param_*`` (None: as sampled),
+    any registered objective's columns with or without ``@target``, and their ``c_*``
+    constraint columns; None for a key that is no column."""
+    from nas.objectives import column_kind as objective_kind
+
+    if column in SCHEMA:
+        return SCHEMA[column]
+    if column.startswith("c_") and objective_kind(column[2:]) is not None:
+        return "float"
+    base = column.partition("@")[0]
+    if "@" in column and base in SCHEMA:
+        return SCHEMA[base]
+    return objective_kind(column)
+
+
+def extra_columns(columns: Iterable[str]) -> list[str]:
+    """Columns beyond the fixed table that the schema knows (per-target latency, objectives
+    registered elsewhere, their constraints), in first-seen order."""
+    out: list[str] = []
+    for c in columns:
+        if c not in SCHEMA and not c.startswith("param_") and column_kind(c) is not None \
+                and c not in out:
+            out.append(c)
+    return out
+
+
 # The user attribute holding a finished trial's row (`nas.searcher`); older runs stored one
 # attribute per column, which `trial_row` reads as well.
 ROW_ATTR = "row"
@@ -170,7 +201,7 @@ class RunDir:
         if not rd.run_json.is_file():
             raise RunDirError(f"{rd.path}: not a run directory (no run.json)")
         meta = rd.meta()
-        if meta.get("format") != RUN_FORMAT:
+        if meta.get("format") != RUN_FORMAT and meta.get("format") not in OLD_RUN_FORMATS:
             raise RunDirError(
                 f"{rd.run_json}: format: expected {RUN_FORMAT!r}, got {meta.get('format')!r}"
             )
@@ -310,7 +341,9 @@ def row_metrics(row: Any) -> dict[str, Any]:
     """The `METRIC_COLUMNS` of a trials-table row (dict or pandas Series) that have a value, as
     plain Python values (missing ones and NaN / pd.NA left out)."""
     out: dict[str, Any] = {}
-    for key in (*METRIC_COLUMNS, *_NOISE_METRICS):
+    keys = row.keys() if hasattr(row, "keys") else row.index
+    extra = [k for k in extra_columns(keys) if not k.startswith("c_")]
+    for key in (*METRIC_COLUMNS, *_NOISE_METRICS, *extra):
         value = row.get(key)
         if value is None or _isnan(value) or str(value) == "<NA>":
             continue
@@ -326,15 +359,17 @@ def trials_frame(rows: Iterable[Mapping[str, Any]]) -> Any:
 
     rows = [dict(r) for r in rows]
     params = sorted({k for r in rows for k in r if k.startswith("param_")})
-    columns = [*HEAD_COLUMNS, *params, *COLUMNS]
+    columns = [*HEAD_COLUMNS, *params, *COLUMNS, *extra_columns(k for r in rows for k in r)]
     df = pd.DataFrame([{c: _cell(r.get(c)) for c in columns} for r in rows], columns=columns)
-    for col in _INT_COLUMNS:
-        df[col] = pd.array(
-            [None if v is None or _isnan(v) else int(v) for v in df[col]], dtype="Int64"
-        )
-    for col in ("feasible", "full_fidelity", "latency_stable"):
-        df[col] = pd.array([None if v is None or _isnan(v) else bool(v) for v in df[col]],
-                           dtype="boolean")
+    for col in columns:
+        kind = column_kind(col)
+        if kind == "int":
+            df[col] = pd.array(
+                [None if v is None or _isnan(v) else int(v) for v in df[col]], dtype="Int64"
+            )
+        elif kind == "bool":
+            df[col] = pd.array([None if v is None or _isnan(v) else bool(v) for v in df[col]],
+                               dtype="boolean")
     for col in params:
         values = [r.get(col) for r in rows]
         kinds = {type(v) for v in values if v is not None and not _isnan(v)}
@@ -405,10 +440,13 @@ __all__ = [
     "NOISE_COLUMNS",
     "ROW_ATTR",
     "RUN_FORMAT",
+    "SCHEMA",
     "RunDir",
     "RunDirError",
     "STATUSES",
     "code_version",
+    "column_kind",
+    "extra_columns",
     "flat_attrs",
     "now_iso",
     "row_metrics",

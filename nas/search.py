@@ -42,6 +42,7 @@ from nas.experiment import Experiment, ExperimentError, dump_experiment, load_ex
 from nas.rundir import RunDir, RunDirError, code_version, now_iso, trial_row
 from nas.safepath import UnsafeNameError, check_name, inside
 from nas.secrets import has_secret, mask_text
+from nas.settings import TrialSettings, trial_settings
 from nas.variants import update_variants, valid_trials
 
 
@@ -206,7 +207,7 @@ class _Session:
             self.study, self.space, exp.objectives, exp.fidelity.epochs,
             make_config=self._make_config, on_finish=self._on_finish,
             max_trials=exp.budget.trials, deadline=deadline, stopped=stopped,
-            constraint_limits=dataclasses.asdict(exp.constraints), session=self.session,
+            constraint_limits=dict(exp.constraints), session=self.session,
             on_result=self._heartbeat,
         )
         finished = [t for t in self.study.get_trials(deepcopy=False) if t.state.is_finished()]
@@ -284,19 +285,20 @@ class _Session:
                 raise SearchError(f"data.path: {exc}") from None
         return str(path)
 
-    def _settings(self, data_path: str) -> dict[str, Any]:
+    def _settings(self, data_path: str) -> TrialSettings:
         return trial_settings(self.exp, data_path, self.rd.latency_cache, self.rd.path)
 
     def _check_target(self) -> None:
         from evaluators.latency import check_target
         from evaluators.latency.telemetry import device_name
 
-        lat = self.exp.latency
-        try:
-            check_target(lat.target, device_name(lat.device), lat.allow_device_mismatch,
-                         lat.device)
-        except ValueError as exc:
-            raise SearchError(f"latency: {exc}") from None
+        for name, lat in self.exp.targets.items():
+            where = "latency" if len(self.exp.targets) == 1 else f"latency.{name}"
+            try:
+                check_target(lat.target, device_name(lat.device), lat.allow_device_mismatch,
+                             lat.device)
+            except ValueError as exc:
+                raise SearchError(f"{where}: {exc}") from None
 
     def _make_config(self, number: int, params: dict[str, Any], spec: Any,
                      reference: str | None) -> dict[str, Any]:
@@ -414,7 +416,7 @@ class _Session:
             record = resolve_parent(self.exp, self.rd.path, self.settings, say=say)
         except ParentError as exc:
             raise SearchError(str(exc)) from None
-        self.settings["parent"] = record["path"]
+        self.settings = dataclasses.replace(self.settings, parent=record["path"])
         self.rd.update_meta(parent=record)
 
     # -- after each trial and at the end ----------------------------------------------------------
@@ -503,46 +505,41 @@ class _Session:
                 shutil.rmtree(path, ignore_errors=True)
 
     def _variants(self, df: Any, measure: bool) -> dict[str, str]:
-        """Variants; a reference latency the trials did not measure is measured here only at
-        the end of a local sweep (not after an interruption, not from a cluster's head)."""
-        return update_variants(self.rd, self.exp, df,
-                               measure_missing=measure and not self.address, notes=self.notes,
-                               warnings=self.warnings)
+        """Variants, one set per latency target; a reference latency the trials did not
+        measure is measured here only at the end of a local sweep (not after an interruption,
+        not from a cluster's head)."""
+        out: dict[str, str] = {}
+        several = len(self.exp.targets) > 1
+        for target in self.exp.targets:
+            lines = update_variants(self.rd, self.exp, df,
+                                    measure_missing=measure and not self.address,
+                                    notes=self.notes, warnings=self.warnings, target=target)
+            out.update({f"{target}/{k}" if several else k: v for k, v in lines.items()})
+        return out
 
     def _plots(self, df: Any) -> None:
         from nas.plots import plot_fronts
 
-        if len(valid_trials(df)) == 0:
-            return
         self.rd.plots_dir.mkdir(exist_ok=True)
-        for suffix in ("png", "html"):
-            try:
-                plot_fronts({self.rd.name: df}, path=self.rd.plots_dir / f"pareto.{suffix}",
-                            objectives={k: v for k, v in self.exp.objectives.items()
-                                        if k in ("ap", "latency_ms")} or None)
-            except Exception as exc:  # noqa: BLE001 - plots are a convenience
-                self.notes.append(f"plot pareto.{suffix} skipped: {exc}")
+        for column in latency_columns(self.exp):
+            if len(valid_trials(df, column)) == 0:
+                continue
+            stem = "pareto" if column == "latency_ms" else f"pareto-{column.split('@')[1]}"
+            for suffix in ("png", "html"):
+                try:
+                    plot_fronts({self.rd.name: df}, path=self.rd.plots_dir / f"{stem}.{suffix}",
+                                x=column, objectives={"ap": "max", column: "min"})
+                except Exception as exc:  # noqa: BLE001 - plots are a convenience
+                    self.notes.append(f"plot {stem}.{suffix} skipped: {exc}")
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def trial_settings(exp: Experiment, data_path: str, latency_cache: Path,
-                   run_dir: Path | None = None) -> dict[str, Any]:
-    """The ``settings`` every trial config of an experiment carries (`nas.trial`); without
-    ``run_dir`` no weights are kept (`nas.weights`)."""
-    syn = exp.data.synthetic
-    return {
-        "task": exp.task,
-        "data_path": data_path,
-        "synthetic": dataclasses.asdict(syn) if syn is not None else None,
-        "fidelity": dataclasses.asdict(exp.fidelity),
-        "reference_repeats": exp.reference_repeats,
-        "latency": dataclasses.asdict(exp.latency),
-        "constraints": dataclasses.asdict(exp.constraints),
-        "latency_cache": str(Path(latency_cache).resolve()),
-        "train_device": "cuda" if exp.resources.gpu > 0 else "cpu",
-        "run_dir": None if run_dir is None else str(Path(run_dir).resolve()),
-        "keep_weights": exp.weights.keep,
-    }
+def latency_columns(exp: Experiment) -> list[str]:
+    """The latency column of each target: ``latency_ms`` with one target, else
+    ``latency_ms@<target>`` (one front, one plot and one variant set each)."""
+    if len(exp.targets) == 1:
+        return ["latency_ms"]
+    return [f"latency_ms@{name}" for name in exp.targets]
 
 
 def trial_dirname(trial: Any) -> str:
@@ -591,6 +588,7 @@ def _fail_numbers() -> set[int]:
 
 __all__ = [
     "SearchError",
+    "latency_columns",
     "pareto",
     "resume_search",
     "run_search",

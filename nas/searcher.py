@@ -41,8 +41,8 @@ from ray.tune.schedulers import AsyncHyperBandScheduler
 from ray.tune.search import Searcher
 
 from nas.faults import KillingTrial, die, faults_from_env
-from nas.rundir import COLUMNS, HEAD_COLUMNS, ROW_ATTR, trial_row
-from nas.trial import CONSTRAINTS
+from nas.objectives import constraint_column, constraint_columns
+from nas.rundir import ROW_ATTR, column_kind, trial_row
 
 # Optuna state per trials-table status.
 _STATE = {
@@ -347,10 +347,7 @@ class StudySearcher(Searcher):
             elif value is not None and math.isfinite(float(value)):
                 out.append(float(value))
             else:
-                limit = self.limits.get(
-                    {"latency_ms": "max_latency_ms", "params": "max_params",
-                     "gflops": "max_gflops"}.get(key, ""),
-                )
+                limit = self.limits.get(f"max_{key}")
                 out.append(float(limit) if limit else 1e6)
         return out
 
@@ -364,11 +361,10 @@ class StudySearcher(Searcher):
 
 def _record_of(result: dict[str, Any]) -> dict[str, Any]:
     """The trials-table row inside a Ray result (Ray adds its own keys; drop them)."""
-    keep = set(COLUMNS) | set(HEAD_COLUMNS)
     return {
         k: v
         for k, v in result.items()
-        if (k in keep or k.startswith("param_")) and k not in _RECORD_EXTRA
+        if (k.startswith("param_") or column_kind(k) is not None) and k not in _RECORD_EXTRA
     }
 
 
@@ -383,14 +379,10 @@ def _jsonable(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def constraint_columns(limits: dict[str, float | None]) -> list[str]:
-    """The c_* columns that form the constraint vector, in order."""
-    return [c for c, limit_key, _ in CONSTRAINTS if limits.get(limit_key) is not None]
-
-
 __all__ = [
     "RecordingASHA",
     "StudySearcher",
+    "constraint_column",
     "constraint_columns",
     "make_sampler",
 ]

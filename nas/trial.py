@@ -4,11 +4,13 @@
 workers import it from the installed package. The searcher (driver side) samples the
 architecture and passes its spec; the trial then:
 
-1. computes params / GFLOPs (``models.complexity``) and the predicted latency (if a latency
-   table is configured), and checks the hard constraints: a violator is reported INFEASIBLE
-   with its constraint values and never trained;
-2. measures the latency of the fused model on the target device (under the per-device lock,
-   cached in ``RUN_DIR/latency_cache``) and checks ``max_latency_ms`` again;
+1. measures the ``cost`` objectives of the registry (`nas.objectives`: params and GFLOPs
+   always, others the experiment names) and the predicted latency (if a latency table is
+   configured), and checks the hard constraints: a violator is reported INFEASIBLE with its
+   constraint values and never trained;
+2. measures the ``target`` objectives (latency, ...) on each latency target (`nas.targets`:
+   under the per-device lock, cached in ``RUN_DIR/latency_cache``; columns suffixed
+   ``@<target>`` with several targets) and checks the constraints again;
 3. trains it with ``evaluators.trainer.train_candidate`` on ``fidelity.threads`` threads with
    deterministic kernels, reporting ``{ap, latency_ms, epoch, ...}`` to Ray Tune after each
    epoch (a scheduler such as ASHA may stop it there), and keeps its trained (EMA) weights in
@@ -34,110 +36,15 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
 from nas.faults import log_epoch
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
-
-# Constraint keys: (table column, limit key in settings["constraints"], record value key).
-CONSTRAINTS = (
-    ("c_latency_ms", "max_latency_ms", "latency_ms"),
-    ("c_params", "max_params", "params"),
-    ("c_gflops", "max_gflops", "gflops"),
-)
-
-
-class QuietCpu:
-    """Keeps CPU latency measurements free of this machine's own trainings.
-
-    Two ``flock`` files in the latency lock directory: a *room* that trainings share and a
-    measurement holds alone, and a *turnstile* that a waiting measurement holds so no new
-    training slips in ahead of it. A training lets a waiting measurement in at every epoch
-    boundary (`breathe`), so a measurement waits at most one epoch of each running training
-    and a training pauses only while a measurement runs. Processes on one machine coordinate;
-    other machines are not concerned. Without ``fcntl`` (Windows) it does nothing.
-
-    Example:
-        >>> import tempfile
-        >>> quiet = QuietCpu(tempfile.mkdtemp())
-        >>> with quiet.training() as slot:
-        ...     slot.breathe()
-        >>> with quiet.measuring():
-        ...     pass
-    """
-
-    def __init__(self, lock_dir: str | Path) -> None:
-        self.room = Path(lock_dir) / "opennac-quiet-cpu.room.lock"
-        self.turnstile = Path(lock_dir) / "opennac-quiet-cpu.turnstile.lock"
-        self._fh: Any = None
-
-    @contextlib.contextmanager
-    def measuring(self) -> Iterator[None]:
-        with _flock(self.turnstile, shared=False), _flock(self.room, shared=False):
-            yield
-
-    @contextlib.contextmanager
-    def training(self) -> Iterator[QuietCpu]:
-        self._enter()
-        try:
-            yield self
-        finally:
-            self._leave()
-
-    def breathe(self) -> None:
-        """At an epoch boundary: let a waiting measurement run, then carry on."""
-        if self._fh is not None:
-            self._leave()
-            self._enter()
-
-    def _enter(self) -> None:
-        if fcntl is None:
-            return
-        with _flock(self.turnstile, shared=False):
-            pass  # wait behind a measurement that is waiting or running
-        self.room.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.room, "a+")  # noqa: SIM115 - held across calls
-        fcntl.flock(self._fh.fileno(), fcntl.LOCK_SH)
-
-    def _leave(self) -> None:
-        if self._fh is not None:
-            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
-            self._fh.close()
-            self._fh = None
-
-
-@contextlib.contextmanager
-def _flock(path: Path, shared: bool) -> Iterator[None]:
-    if fcntl is None:
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def quiet_cpu(lat: dict[str, Any]) -> QuietCpu | None:
-    """The QuietCpu of a latency section when it asks for exclusive CPU measurements."""
-    exclusive = lat.get("exclusive")
-    if exclusive is None:
-        exclusive = lat.get("device") == "cpu"
-    if not exclusive:
-        return None
-    from evaluators.latency import default_lock_dir
-
-    return QuietCpu(lat.get("lock_dir") or default_lock_dir())
+from nas.objectives import TrialContext, check_constraints, train_keys
+from nas.settings import TrialSettings
+from nas.targets import predictor, quiet_cpu
 
 
 class InjectedFailure(RuntimeError):
@@ -173,9 +80,9 @@ def evaluate_candidate(config: dict[str, Any], report: Any) -> dict[str, Any]:
     record (also reported with ``final: True``)."""
     import torch
 
-    s = config["settings"]
+    s: TrialSettings = config["settings"]
     # Trials run side by side: a fixed thread count each, so AP does not depend on the load.
-    torch.set_num_threads(int(s["fidelity"].get("threads") or 1))
+    torch.set_num_threads(int(s.fidelity.threads or 1))
     t0 = time.perf_counter()
     rec = base_record(config)
     try:
@@ -194,20 +101,19 @@ def evaluate_candidate(config: dict[str, Any], report: Any) -> dict[str, Any]:
 
 def base_record(config: dict[str, Any]) -> dict[str, Any]:
     """The row fields known before any evaluation."""
-    s = config["settings"]
-    f = s["fidelity"]
+    f = config["settings"].fidelity
     rec: dict[str, Any] = {
         "number": config["number"],
         "status": "RUNNING",
         "arch_id": config["arch_id"],
-        "epochs": f["epochs"],
+        "epochs": f.epochs,
         "epochs_done": 0,
         "full_fidelity": False,
-        "image_size": f["image_size"],
-        "train_images": f["train_images"],
-        "val_images": f["val_images"],
-        "seed": f["seed"],
-        "threads": int(f.get("threads") or 1),
+        "image_size": f.image_size,
+        "train_images": f.train_images,
+        "val_images": f.val_images,
+        "seed": f.seed,
+        "threads": int(f.threads or 1),
         "reference": config.get("reference"),
         "session": config.get("session"),
     }
@@ -217,41 +123,43 @@ def base_record(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _evaluate(
-    config: dict[str, Any], s: dict[str, Any], rec: dict[str, Any], report: Any, t0: float
+    config: dict[str, Any], s: TrialSettings, rec: dict[str, Any], report: Any, t0: float
 ) -> None:
-    from models.complexity import complexity
     from models.spec import ArchSpec
 
     spec = ArchSpec.from_dict(config["arch"])
     if spec.arch_id != config["arch_id"]:
         raise ValueError(f"arch_id mismatch: {spec.arch_id} != {config['arch_id']}")
-    lat = s["latency"]
-    cx = complexity(spec, image_size=lat["image_size"])
-    rec["params"] = int(cx.params)
-    rec["gflops"] = round(float(cx.gflops), 6)
-    if lat.get("predictor"):
-        rec["predicted_latency_ms"] = round(float(_predictor(lat["predictor"]).predict(spec)), 6)
-
-    # 1. hard constraints before anything costly (predicted latency stands in for measured)
-    if not _check_constraints(rec, s["constraints"], latency_key="predicted_latency_ms"):
+    # 1. cost objectives (a measure may fill several columns: one complexity pass)
+    for obj in s.measured:
+        if obj.stage == "cost" and rec.get(obj.key) is None:
+            rec.update(obj.measure(TrialContext(spec, s, dict(rec))))
+    if s.primary_latency.predictor:
+        rec["predicted_latency_ms"] = round(
+            float(predictor(s.primary_latency.predictor).predict(spec)), 6)
+    # hard constraints before anything costly (predicted latency stands in for measured)
+    if not check_constraints(rec, s.constraints, {"latency_ms": "predicted_latency_ms"}):
         rec["status"] = "INFEASIBLE"
         return
 
-    # 2. measured latency (serialized by the device lock, cached per run); a calibration run
-    #    (`opennac calibrate`) only trains
+    # 2. target objectives on each latency target (serialized by the device lock, cached per
+    #    run); a calibration run (`opennac calibrate`) only trains
     if not config.get("skip_latency"):
-        t = time.perf_counter()
-        result = measure(spec, lat, s["latency_cache"])
-        rec["latency_s"] = round(time.perf_counter() - t, 3)
-        rec.update(latency_fields(result))
-        if not _check_constraints(rec, s["constraints"], latency_key="latency_ms"):
+        for name, lat in s.targets.items():
+            ctx = TrialContext(spec, s, dict(rec), name, lat)
+            for obj in s.measured:
+                if obj.stage == "target":
+                    values = obj.measure(ctx)
+                    for suffix in s.suffixes(name):
+                        rec.update({f"{k}{suffix}": v for k, v in values.items()})
+        if not check_constraints(rec, s.constraints):
             rec["status"] = "INFEASIBLE"
             return
 
     # 3. short training, one report per epoch; with repeats, once per seed
 
     data = _data_config(s)
-    f = s["fidelity"]
+    f = s.fidelity
     cfg = train_config(s)
     recipe = cfg.get_recipe(spec)
     rec["recipe"] = recipe.label
@@ -262,7 +170,7 @@ def _evaluate(
         ("train_images", data.train_annotations),
         ("val_images", data.val_annotations),
     ):
-        count = image_count(ann_file, f[key], cfg.subset_seed)
+        count = image_count(ann_file, getattr(f, key), cfg.subset_seed)
         if count is not None:
             rec[key] = count
 
@@ -276,16 +184,16 @@ def _evaluate(
         raise
 
 
-def _train(config: dict[str, Any], s: dict[str, Any], spec: Any, rec: dict[str, Any],
+def _train(config: dict[str, Any], s: TrialSettings, spec: Any, rec: dict[str, Any],
            report: Any, weights: Any, data: Any, cfg: Any, t0: float) -> None:
     """Step 3's trainings (main run, then seed repeats); each continues from its checkpoint in
     the trial's work folder when a killed session left one (``resumed_from_epoch``)."""
     from evaluators.trainer import train_candidate
     from nas.noise import seed_summary, trial_seeds
 
-    f = s["fidelity"]
+    f = s.fidelity
     fail_after = config.get("fail_after_epoch")
-    quiet = quiet_cpu(s["latency"])
+    quiet = quiet_cpu(s.primary_latency)
     slot = quiet.training() if quiet else contextlib.nullcontext(None)
 
     def on_epoch(epoch: int, metrics: dict[str, Any]) -> None:
@@ -295,7 +203,7 @@ def _train(config: dict[str, Any], s: dict[str, Any], spec: Any, rec: dict[str, 
         now = time.perf_counter()
         rec["train_s"] = round(now - t_train, 3)  # so far: a stopped trial keeps its times
         rec["wall_s"] = round(now - t0, 3)
-        for key in ("ap", "ap50", "box_ap"):
+        for key in train_keys():  # the scores training reports (`nas.objectives`)
             if metrics.get(key) is not None:
                 rec[key] = float(metrics[key])
         if rec.get("ap") is not None and not math.isfinite(rec["ap"]):
@@ -309,12 +217,12 @@ def _train(config: dict[str, Any], s: dict[str, Any], spec: Any, rec: dict[str, 
         if quiet is not None:  # the repeats of a trial report nothing per epoch (ASHA
             quiet.breathe()   # ranks the main run); they still let a measurement in
 
-    parent = s.get("parent")  # a warm start: every run inherits from (and maybe distills) it
-    teacher = parent if f.get("distill") else None
+    parent = s.parent  # a warm start: every run inherits from (and maybe distills) it
+    teacher = parent if f.distill else None
     rec["init"] = "parent" if parent else "scratch"
-    if parent and f.get("distill"):
-        rec["distill_weight"] = float(f["distill"]["weight"])
-    seeds = trial_seeds(f, config.get("reference"), s.get("reference_repeats"))
+    if parent and f.distill:
+        rec["distill_weight"] = float(f.distill.weight)
+    seeds = trial_seeds(f, config.get("reference"), s.reference_repeats)
     work = weights.work_dir
     resumed = checkpoint_epoch(work)
     if resumed is not None:
@@ -339,7 +247,7 @@ def _train(config: dict[str, Any], s: dict[str, Any], spec: Any, rec: dict[str, 
                 raise FloatingPointError(f"final AP is {ap} (seed {seed})")
     rec["train_s"] = round(time.perf_counter() - t_train, 3)
     out = runs[0].to_dict()
-    for key in ("ap50", "box_ap"):
+    for key in train_keys()[1:]:  # ap itself: seed_summary below
         values = [r.to_dict().get(key) for r in runs]
         if all(v is not None for v in values):
             rec[key] = float(sum(values) / len(values))
@@ -348,11 +256,11 @@ def _train(config: dict[str, Any], s: dict[str, Any], spec: Any, rec: dict[str, 
         rec["train_loss"] = float(runs[0].loss)
     if rec.get("ap") is None or not math.isfinite(rec["ap"]):
         raise FloatingPointError(f"final AP is {rec.get('ap')}")
-    rec["epochs_done"] = int(out.get("epochs", f["epochs"]))
+    rec["epochs_done"] = int(out.get("epochs", f.epochs))
     for key in ("train_images", "val_images", "image_size", "seed"):
         if out.get(key) is not None:
             rec[key] = out[key]
-    rec["full_fidelity"] = rec["epochs_done"] >= f["epochs"]
+    rec["full_fidelity"] = rec["epochs_done"] >= f.epochs
     rec["status"] = "COMPLETE"
     weights.keep(rec)
 
@@ -387,31 +295,31 @@ def failure_kind(exc: BaseException) -> str:
     return "exception"
 
 
-def train_config(s: dict[str, Any], epochs: int | None = None) -> Any:
+def train_config(s: TrialSettings, epochs: int | None = None) -> Any:
     """The `evaluators.trainer.TrainConfig` of a trial's ``settings``. With ``epochs``: the
     parent's training (`nas.parent`): that length, and no distillation (nothing teaches it)."""
     from evaluators.trainer import RECIPE_OPTIONS, TrainConfig
 
-    f = s["fidelity"]
+    f = s.fidelity
     kwargs: dict[str, Any] = {
-        "epochs": epochs or f["epochs"],
-        "image_size": f["image_size"],
-        "batch": f["batch"],
-        "train_images": f["train_images"],
-        "val_images": f["val_images"],
-        "seed": f["seed"],
-        "device": s["train_device"],
-        "num_threads": int(f.get("threads") or 1),
-        "deterministic": bool(f.get("deterministic", True)),
+        "epochs": epochs or f.epochs,
+        "image_size": f.image_size,
+        "batch": f.batch,
+        "train_images": f.train_images,
+        "val_images": f.val_images,
+        "seed": f.seed,
+        "device": s.train_device,
+        "num_threads": int(f.threads or 1),
+        "deterministic": bool(f.deterministic),
     }
-    if f.get("lr") is not None:
-        kwargs["lr"] = f["lr"]
+    if f.lr is not None:
+        kwargs["lr"] = f.lr
     for key in RECIPE_OPTIONS:  # None: the recipe's choice
-        if f.get(key) is not None:
-            kwargs[key] = f[key]
-    if f.get("distill") and epochs is None:
-        kwargs["distill_weight"] = float(f["distill"]["weight"])
-        kwargs["distill_temperature"] = float(f["distill"]["temperature"])
+        if getattr(f, key, None) is not None:
+            kwargs[key] = getattr(f, key)
+    if f.distill and epochs is None:
+        kwargs["distill_weight"] = float(f.distill.weight)
+        kwargs["distill_temperature"] = float(f.distill.temperature)
     return TrainConfig(**kwargs)
 
 
@@ -438,108 +346,13 @@ def image_count(
     return _COUNTS[key]
 
 
-def _check_constraints(rec: dict[str, Any], limits: dict[str, Any], latency_key: str) -> bool:
-    """Fill c_* columns (value minus limit) and ``feasible``; True when nothing is violated."""
-    feasible = True
-    for column, limit_key, value_key in CONSTRAINTS:
-        limit = limits.get(limit_key)
-        value = rec.get(latency_key if value_key == "latency_ms" else value_key)
-        if limit is None or value is None:
-            continue
-        rec[column] = round(float(value) - float(limit), 6)
-        feasible = feasible and rec[column] <= 0
-    rec["feasible"] = feasible
-    return feasible
-
-
-def measure(spec: Any, lat: dict[str, Any], cache_dir: str, fresh: bool = False) -> Any:
-    """The latency of ``spec``'s fused model as configured (cached in ``cache_dir``).
-
-    A timed round whose CV exceeds ``lat["cv_threshold"]`` (default 0.05 GPU / 0.10 CPU) is
-    re-measured, up to ``lat["max_repeats"]`` rounds; the steadiest is kept, ``stable`` false
-    if none settles. ``fresh``: measure again even when cached (and replace the cached one).
-    """
-    from evaluators.latency import LatencyCache, cache_key, check_target
-    from evaluators.latency.telemetry import device_name
-
-    check_target(
-        lat["target"], device_name(lat["device"]), lat["allow_device_mismatch"], lat["device"]
-    )
-    kwargs: dict[str, Any] = {
-        "device": lat["device"],
-        "backend": lat["backend"],
-        "precision": lat["precision"],
-        "batch_size": lat["batch"],
-        "image_size": lat["image_size"],
-    }
-    for key in ("warmup", "iters", "max_repeats"):
-        if lat.get(key) is not None:
-            kwargs[key] = lat[key]
-    kwargs["cv_threshold"] = cv_threshold(lat)
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    cache = LatencyCache(cache_dir)
-    quiet = quiet_cpu(lat)
-    if fresh:
-        from evaluators.latency import measure_latency
-
-        with quiet.measuring() if quiet else contextlib.nullcontext():
-            result = measure_latency(spec, **kwargs)
-        cache.put(result)
-        return result
-    if quiet is None:
-        return cache.get_or_measure(spec, **kwargs)
-    key = cache_key(spec.arch_id, device_name(lat["device"]), lat["backend"], lat["precision"],
-                    lat["batch"], lat["image_size"])
-    found = cache.get(key)
-    if found is not None:  # a cached result needs no quiet machine
-        return found
-    with quiet.measuring():
-        return cache.get_or_measure(spec, **kwargs)
-
-
-def cv_threshold(lat: dict[str, Any]) -> float:
-    """The latency section's CV threshold (None: 0.05 on a GPU, 0.10 on a CPU)."""
-    if lat.get("cv_threshold") is not None:
-        return float(lat["cv_threshold"])
-    from nas.experiment import DEFAULT_CV_THRESHOLD
-
-    return DEFAULT_CV_THRESHOLD.get(lat.get("device", "cpu"), 0.10)
-
-
-def latency_fields(result: Any) -> dict[str, Any]:
-    """Trials-table latency columns from a LatencyResult."""
-    return {
-        "latency_ms": round(float(result.median_ms), 6),
-        "lat_p90_ms": round(float(result.p90_ms), 6),
-        "lat_cv": round(float(result.cv), 6),
-        "latency_stable": bool(result.stable),
-        "lat_repeats": int(result.repeats),
-        "lat_device": result.device_name,
-        "lat_backend": result.backend,
-        "lat_precision": result.precision,
-        "lat_batch": int(result.batch_size),
-        "lat_image_size": int(result.image_size),
-    }
-
-
-_PREDICTORS: dict[str, Any] = {}
-
-
-def _predictor(path: str) -> Any:
-    if path not in _PREDICTORS:
-        from evaluators.latency import LatencyTable
-
-        _PREDICTORS[path] = LatencyTable.load(path)
-    return _PREDICTORS[path]
-
-
-def _data_config(s: dict[str, Any]) -> Any:
+def _data_config(s: TrialSettings) -> Any:
     """The data set; synthetic data missing on this node (a cluster worker) is regenerated
     from its seed into the same path (same arguments give the same files)."""
     from evaluators.data import load_data_config
 
-    path = Path(s["data_path"])
-    synth = s.get("synthetic")
+    path = Path(s.data_path)
+    synth = s.synthetic
     if synth and not path.exists():
         from evaluators.synth import make_synthetic
 
@@ -547,8 +360,8 @@ def _data_config(s: dict[str, Any]) -> Any:
         folder.mkdir(parents=True, exist_ok=True)
         with FileLock(str(folder) + ".lock"):
             if not path.exists():
-                make_synthetic(folder, s["task"], **synth)
-    return load_data_config(path, s["task"])
+                make_synthetic(folder, s.task, **dataclasses.asdict(synth))
+    return load_data_config(path, s.task)
 
 
 def _reason(exc: BaseException) -> str:
@@ -573,18 +386,12 @@ def fail_trials_from_env() -> set[int]:
 
 
 __all__ = [
-    "CONSTRAINTS",
     "InjectedFailure",
-    "QuietCpu",
     "base_record",
-    "cv_threshold",
     "checkpoint_epoch",
     "evaluate_candidate",
     "fail_trials_from_env",
     "failure_kind",
     "image_count",
-    "latency_fields",
-    "measure",
-    "quiet_cpu",
     "run_trial",
 ]

@@ -12,6 +12,10 @@ architecture file carrying its metrics, the budget and the reference it is measu
 and (``provenance.checkpoint`` / ``provenance.recipe``) its kept weights and how they were
 trained (`nas.weights`).
 
+With several latency targets (`nas.targets`) each target has its own set,
+``variants/<target>/{n,s,m,l}.yaml``, chosen on that target's latency column
+(``latency_ms@<target>``) with budgets measured on that target.
+
 Files are never deleted: the experiment's budgets write the run's own set ``variants/``
 (refreshed in place when the sweep goes on); other budgets write a labelled set
 ``variants/<label>/``, and rewriting a variant of another budget needs ``force``.
@@ -35,6 +39,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from nas.objectives import truthy
 from nas.rundir import row_metrics
 from nas.safepath import UnsafeNameError, check_name, inside
 
@@ -45,31 +50,30 @@ class VariantsError(ValueError):
     """A selection that would overwrite another selection's files, or found nothing."""
 
 
-def valid_trials(df: Any) -> Any:
-    """Rows that may be a variant or on a front: COMPLETE, full fidelity, feasible, with AP
-    and latency."""
+def valid_trials(df: Any, latency: str = "latency_ms") -> Any:
+    """Rows that may be a variant or on a front (`nas.pareto.valid_mask`, the one rule:
+    COMPLETE, full fidelity, feasible) with AP and the ``latency`` column."""
+    from nas.pareto import valid_mask
+
     if df is None or len(df) == 0:
         return df
-    mask = df["status"].astype(str) == "COMPLETE"
-    for flag in ("full_fidelity", "feasible"):
-        if flag in df.columns:
-            mask &= df[flag].map(_truthy).astype(bool)
-    for col in ("ap", "latency_ms"):
-        mask &= df[col].notna()
-    return df[mask.fillna(False).astype(bool)]
+    if latency not in df.columns:
+        return df.iloc[0:0]
+    return df[valid_mask(df, {"ap": "max", latency: "min"}).to_numpy()]
 
 
-def select_variants(df: Any, budgets: Mapping[str, float]) -> dict[str, Any]:
-    """``{name: row}`` (pandas Series) of the best-AP valid trial within each budget; a budget
-    no trial fits is left out."""
-    pool = valid_trials(df)
+def select_variants(df: Any, budgets: Mapping[str, float],
+                    latency: str = "latency_ms") -> dict[str, Any]:
+    """``{name: row}`` (pandas Series) of the best-AP valid trial within each budget of the
+    ``latency`` column; a budget no trial fits is left out."""
+    pool = valid_trials(df, latency)
     out: dict[str, Any] = {}
     if pool is None or len(pool) == 0:
         return out
     for name, budget in budgets.items():
-        fits = pool[pool["latency_ms"].astype(float) <= float(budget)]
+        fits = pool[pool[latency].astype(float) <= float(budget)]
         if len(fits):
-            best = fits.sort_values(["ap", "latency_ms"], ascending=[False, True]).iloc[0]
+            best = fits.sort_values(["ap", latency], ascending=[False, True]).iloc[0]
             out[name] = best
     return out
 
@@ -206,7 +210,7 @@ def fully_trained(row: Any) -> bool:
     AP may stand for a reference (a reference stopped early by ASHA, failed or interrupted does
     not)."""
     return (row is not None and str(row.get("status")) == "COMPLETE"
-            and _truthy(row.get("full_fidelity")) and finite_float(row.get("ap")) is not None)
+            and truthy(row.get("full_fidelity")) and finite_float(row.get("ap")) is not None)
 
 
 def not_fully_trained(row: Any) -> str:
@@ -215,18 +219,6 @@ def not_fully_trained(row: Any) -> str:
     trained = f", {done:g} of {epochs:g} epochs" if done is not None and epochs else ""
     return (f"reference not fully trained (trial {int(row['number'])}: "
             f"{row.get('status')}{trained}); no AP comparison")
-
-
-def _truthy(value: Any) -> bool:
-    """True, 1, "True"/"true" -> True; False, missing (None, NaN, pd.NA) and the rest -> False."""
-    if value is None or str(value) in ("<NA>", "nan", "None"):
-        return False
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1")
-    try:
-        return bool(value)
-    except (TypeError, ValueError):
-        return False
 
 
 def finite_float(value: Any) -> float | None:
@@ -253,8 +245,12 @@ def update_variants(
     label: str | None = None,
     force: bool = False,
     warnings: list[str] | None = None,
+    target: str | None = None,
 ) -> dict[str, str]:
     """Select and write the variants of run directory ``rd``; returns ``{name: one line}``.
+
+    ``target``: the latency target (experiments with several: its set is
+    ``variants/<target>/``, chosen on ``latency_ms@<target>``); None: the primary target.
 
     ``budgets`` overrides the experiment's. With ``match_references``, a reference's latency
     comes from its trial in ``df`` (seeded references) or, if ``measure_missing``, is measured
@@ -276,20 +272,27 @@ def update_variants(
     warnings = warnings if warnings is not None else []
     ref_info: dict[str, dict[str, Any]] = {}  # reference -> latency, cv, stable, params
     v = exp.variants
+    several = len(exp.targets) > 1
+    target = target or next(iter(exp.targets))
+    lat_section = exp.targets[target]
+    sfx = f"@{target}" if several else ""
+    col = f"latency_ms{sfx}"
     own = budgets is None or (v.budgets is not None and dict(budgets) == dict(v.budgets))
     if label is None and not own and budgets is not None:
         label = set_label(budgets)
-    try:  # each becomes a file or folder under variants/
+    try:  # each becomes a file or folder under variants/ (variants/<target>/ per target)
         for name in list(budgets or {}) + ([label] if label else []):
             check_name(name, "variant label" if name == label else "variant name")
-        folder = inside(rd.variants_dir, label, what="label") if label else rd.variants_dir
+        base_dir = inside(rd.variants_dir, target, what="target") if several \
+            else rd.variants_dir
+        folder = inside(base_dir, label, what="label") if label else base_dir
     except UnsafeNameError as exc:
         raise VariantsError(str(exc)) from None
     refs: dict[str, tuple[str, float]] | None = None
     ref_rows: dict[str, Any] = {}
-    if "reference" in df.columns:
+    if "reference" in df.columns and col in df.columns:
         for _, r in df[df["reference"].notna()].iterrows():
-            if finite_float(r.get("latency_ms")) is not None:  # a fully trained row first
+            if finite_float(r.get(col)) is not None:  # a fully trained row first
                 name = str(r["reference"])
                 if name not in ref_rows or (fully_trained(r)
                                             and not fully_trained(ref_rows[name])):
@@ -304,15 +307,15 @@ def update_variants(
 
             row = ref_rows.get(name)
             if row is not None and not fresh:
-                ref_info[name] = latency_info(row)
-                return finite_float(row.get("latency_ms"))
+                ref_info[name] = latency_info(_unsuffixed(row, sfx))
+                return finite_float(row.get(col))
             if not measure_missing:
                 notes.append(f"no measured latency for reference {name}")
                 return None
             try:
-                from nas.trial import measure
+                from nas.targets import measure
 
-                result = measure(spec, _latency_settings(exp), str(rd.latency_cache), fresh)
+                result = measure(spec, lat_section, str(rd.latency_cache), fresh)
                 ref_info[name] = result_info(result)
                 return float(result.median_ms)
             except Exception as exc:  # noqa: BLE001 - a missing budget is reported, not fatal
@@ -325,9 +328,10 @@ def update_variants(
                                  lambda name, _spec: (ref_info.get(name) or {}).get("latency_ms"))
         budgets = {k: ms for k, (_, ms) in refs.items()}
         from nas.stability import unstable_budget_warnings
+        from nas.targets import cv_threshold
 
-        warnings.extend(unstable_budget_warnings(refs, ref_info, _cv_threshold(exp)))
-    chosen = select_variants(df, budgets)
+        warnings.extend(unstable_budget_warnings(refs, ref_info, cv_threshold(lat_section)))
+    chosen = select_variants(df, budgets, col)
     specs = {int(r["number"]): load_arch(rd.path / str(r["arch_file"])) for r in chosen.values()}
     provenance = {"run": rd.name, "experiment": exp.name, "code_version": code_version(),
                   "created": now_iso()}
@@ -335,19 +339,38 @@ def update_variants(
     # files of other budgets unless forced
     paths = write_variants(folder, chosen, specs, budgets, refs, ref_rows, provenance, rd.name,
                            force=force or not label, run_dir=rd.path, fidelity=_fidelity(exp))
-    claims = _variant_claims(exp, df, chosen, refs, ref_rows, ref_info)
+    claims = _variant_claims(exp, df, chosen, refs, ref_rows, ref_info, sfx)
     out: dict[str, str] = {}
     for name, budget in budgets.items():
         if name in paths:
             r = chosen[name]
             ref = f" vs {refs[name][0]}" if refs and name in refs else ""
             out[name] = (f"{paths[name]} (trial {int(r['number'])}, ap {float(r['ap']):.4f}, "
-                         f"{float(r['latency_ms']):.2f} ms <= {budget:.2f} ms{ref})")
+                         f"{float(r[col]):.2f} ms <= {budget:.2f} ms{ref})")
             if name in claims:
                 out[name] += f": {claims[name].text}"
         else:
             out[name] = f"none within {budget:.2f} ms"
-    if label:
+    if several:  # run.json: per target
+        meta = rd.meta()
+        by_target = dict(meta.get("target_variants") or {})
+        entry = dict(by_target.get(target) or {})
+        if label:
+            sets = dict(entry.get("variant_sets") or {})
+            if paths:
+                sets[label] = {"variants": {k: str(p.relative_to(rd.path))
+                                            for k, p in paths.items()},
+                               "budgets_ms": dict(budgets)}
+            entry["variant_sets"] = sets
+        else:
+            entry.update(variants={k: str(p.relative_to(rd.path)) for k, p in paths.items()},
+                         variant_budgets_ms=dict(budgets),
+                         variant_claims={k: dataclasses.asdict(c) for k, c in claims.items()})
+        if refs is not None:
+            entry.update(reference_latency=ref_info)
+        by_target[target] = entry
+        rd.update_meta(target_variants=by_target)
+    elif label:
         sets = dict(rd.meta().get("variant_sets") or {})
         if paths:
             sets[label] = {"variants": {k: str(p.relative_to(rd.path)) for k, p in paths.items()},
@@ -360,8 +383,18 @@ def update_variants(
             variant_budgets_ms=dict(budgets),
             variant_claims={k: dataclasses.asdict(c) for k, c in claims.items()},
         )
-    if refs is not None:
+    if refs is not None and not several:
         rd.update_meta(reference_latency=ref_info, latency_warnings=list(warnings))
+    return out
+
+
+def _unsuffixed(row: Any, sfx: str) -> dict[str, Any]:
+    """A row's ``<column>@<target>`` values under their plain names (one target's view)."""
+    out = dict(row)
+    if sfx:
+        for key, value in dict(row).items():
+            if str(key).endswith(sfx):
+                out[str(key)[: -len(sfx)]] = value
     return out
 
 
@@ -393,7 +426,7 @@ def _check_reference_latencies(
 
 def _variant_claims(
     exp: Any, df: Any, chosen: Mapping[str, Any], refs: Mapping[str, tuple[str, float]] | None,
-    ref_rows: Mapping[str, Any], ref_info: Mapping[str, Mapping[str, Any]],
+    ref_rows: Mapping[str, Any], ref_info: Mapping[str, Mapping[str, Any]], sfx: str = "",
 ) -> dict[str, Any]:
     """``{variant: nas.noise.Claim}`` against its reference, for variants that have one."""
     from nas.noise import claim, run_noise
@@ -408,21 +441,9 @@ def _variant_claims(
         ref_ap = finite_float(ref_row.get("ap")) if fully_trained(ref_row) else None
         ref_n = None if ref_row is None else ref_row.get("repeats")
         ref_cv = (ref_info.get(ref_name) or {}).get("cv")
-        out[name] = claim(float(row["ap"]), row.get("repeats"), float(row["latency_ms"]),
-                          row.get("lat_cv"), ref_ap, ref_n, ref_ms, ref_cv, band, ref_name)
+        out[name] = claim(float(row["ap"]), row.get("repeats"), float(row[f"latency_ms{sfx}"]),
+                          row.get(f"lat_cv{sfx}"), ref_ap, ref_n, ref_ms, ref_cv, band, ref_name)
     return out
-
-
-def _cv_threshold(exp: Any) -> float:
-    from nas.trial import cv_threshold
-
-    return cv_threshold(_latency_settings(exp))
-
-
-def _latency_settings(exp: Any) -> dict[str, Any]:
-    import dataclasses
-
-    return dataclasses.asdict(exp.latency)
 
 
 def parse_budget_args(items: list[str]) -> dict[str, float]:

@@ -56,14 +56,15 @@ class TrialWeights:
     failed trial removes it itself (`discard`).
     """
 
-    def __init__(self, settings: Mapping[str, Any], number: int) -> None:
+    def __init__(self, settings: Any, number: int) -> None:
+        """``settings``: the trial's `nas.settings.TrialSettings`."""
         self.dest: Path | None = None
         self._work: Path | None = None
-        run_dir = settings.get("run_dir")
+        run_dir = settings.run_dir
         if run_dir:
             self._work = work_dir_of(run_dir, number)
             self._work.mkdir(parents=True, exist_ok=True)
-            if settings.get("keep_weights", "front") != "none":
+            if settings.keep_weights != "none":
                 self.dest = Path(run_dir) / weights_name(number)
 
     @property

@@ -13,7 +13,14 @@ See docs/latency.md for the user guide.
 
 from __future__ import annotations
 
-from evaluators.latency.backends import BACKENDS, PRECISIONS, SUPPORT, check_support
+from evaluators.latency.backends import (
+    PRECISIONS,
+    Backend,
+    check_support,
+    get_backend,
+    list_backends,
+    register_backend,
+)
 from evaluators.latency.blockprofile import BlockProfile, profile_blocks
 from evaluators.latency.cache import LatencyCache, cache_key
 from evaluators.latency.decompose import Block, spec_blocks
@@ -26,7 +33,7 @@ from evaluators.latency.target import check_target
 from evaluators.latency.telemetry import cpu_name, device_name, library_versions
 
 __all__ = [
-    "BACKENDS",
+    "Backend",
     "Block",
     "BlockProfile",
     "CalibrationReport",
@@ -35,7 +42,9 @@ __all__ = [
     "LatencyResult",
     "LatencyTable",
     "PRECISIONS",
-    "SUPPORT",
+    "get_backend",
+    "list_backends",
+    "register_backend",
     "cache_key",
     "check_support",
     "check_target",

@@ -8,11 +8,17 @@ stream; ``perf_counter``: host clock with device synchronisation).
 |------------------|--------------|--------------------------|-----------------------------------|
 | torch            | fp32, bf16   | fp32, fp16, bf16 (Ampere+) | eager PyTorch, inference mode   |
 | torch-cudagraph  | -            | fp32, fp16, bf16         | one CUDA graph captured, replayed |
-| onnxruntime      | fp32         | fp32, fp16               | ONNX export, CPU / CUDA provider  |
+| onnxruntime      | fp32, int8   | fp32, fp16               | ONNX export, CPU / CUDA provider  |
 | tensorrt         | -            | fp32, fp16, bf16         | engine built from the ONNX export |
 
 fp16 on CPU is refused: PyTorch's CPU half kernels are slow or missing, so such a number would
-describe no deployment.
+describe no deployment. int8 on ONNX Runtime is the static QDQ model of `models.quantize`
+(convolutions int8), calibrated on the harness's own input: its ranges decide accuracy, not
+speed, so the latency is that of the deployed INT8 model.
+
+Backends register themselves (`register_backend`, like search spaces): a `Backend` names the
+precisions it runs per device kind, builds the `Runner`, and says what it needs installed. A
+name registered twice is refused.
 """
 
 from __future__ import annotations
@@ -31,17 +37,44 @@ from torch import nn
 
 from evaluators.latency.result import LatencyError
 
-BACKENDS = ("torch", "torch-cudagraph", "onnxruntime", "tensorrt")
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
-# backend -> device kind -> precisions
-SUPPORT: dict[str, dict[str, tuple[str, ...]]] = {
-    "torch": {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "fp16", "bf16")},
-    "torch-cudagraph": {"cuda": ("fp32", "fp16", "bf16")},
-    "onnxruntime": {"cpu": ("fp32",), "cuda": ("fp32", "fp16")},
-    "tensorrt": {"cuda": ("fp32", "fp16", "bf16")},
-}
+
+@dataclass(frozen=True)
+class Backend:
+    """An inference backend: ``support`` maps a device kind (cpu, cuda) to the precisions it
+    runs; ``make(module, inputs, device, precision, num_threads)`` returns a `Runner`;
+    ``requires(device_kind)`` raises LatencyError when a package it needs is missing."""
+
+    name: str
+    support: dict[str, tuple[str, ...]]
+    make: Callable[[nn.Module, tuple[Any, ...], torch.device, str, int], Runner]
+    requires: Callable[[str], None] | None = None
+    hints: dict[str, str] = field(default_factory=dict)  # device kind -> refusal hint
+
+
+_BACKENDS: dict[str, Backend] = {}
+
+
+def register_backend(backend: Backend) -> Backend:
+    """Add a backend; a name already registered is refused (ValueError)."""
+    if backend.name in _BACKENDS:
+        raise ValueError(f"latency backend {backend.name!r} is already registered")
+    _BACKENDS[backend.name] = backend
+    return backend
+
+
+def get_backend(name: str) -> Backend:
+    """A registered backend; LatencyError lists the known ones."""
+    if name not in _BACKENDS:
+        raise LatencyError(f"unknown backend {name!r} (choose from {', '.join(_BACKENDS)})")
+    return _BACKENDS[name]
+
+
+def list_backends() -> list[str]:
+    """Registered backend names, in registration order."""
+    return list(_BACKENDS)
 
 
 def parse_device(device: str) -> torch.device:
@@ -65,45 +98,47 @@ def parse_device(device: str) -> torch.device:
 
 def check_support(backend: str, device_kind: str, precision: str) -> None:
     """Raise LatencyError (one line) when ``backend`` cannot run ``precision`` on the device."""
-    if backend not in BACKENDS:
-        raise LatencyError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
+    entry = get_backend(backend)
     if precision not in PRECISIONS:
         raise LatencyError(
             f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})"
         )
-    kinds = SUPPORT[backend]
+    kinds = entry.support
     if device_kind not in kinds:
         raise LatencyError(f"backend {backend!r} needs a CUDA device (--device cuda)")
     if precision not in kinds[device_kind]:
-        hint = {
-            ("torch", "cpu"): "fp16 is not supported on CPU; use fp32 or bf16",
-            ("onnxruntime", "cpu"): "ONNX Runtime on CPU runs fp32 only; fp16 needs CUDA",
-        }.get((backend, device_kind), f"supported: {', '.join(kinds[device_kind])}")
+        hint = entry.hints.get(device_kind, f"supported: {', '.join(kinds[device_kind])}")
         raise LatencyError(
             f"backend {backend!r} on {device_kind} cannot run precision {precision!r} ({hint})"
         )
-    if backend == "tensorrt":
-        try:
-            import tensorrt  # noqa: F401
-        except ImportError:
-            raise LatencyError(
-                "backend 'tensorrt' needs the TensorRT Python package, which is not installed "
-                "(pip install tensorrt); use torch, torch-cudagraph or onnxruntime"
-            ) from None
-    if backend == "onnxruntime":
-        try:
-            import onnxruntime
-        except ImportError:
-            raise LatencyError(
-                "backend 'onnxruntime' needs the onnxruntime package, which is not installed"
-            ) from None
-        if device_kind == "cuda" and "CUDAExecutionProvider" not in (
-            onnxruntime.get_available_providers()
-        ):
-            raise LatencyError(
-                "backend 'onnxruntime' on cuda needs onnxruntime-gpu (CUDAExecutionProvider is "
-                f"not available; providers: {', '.join(onnxruntime.get_available_providers())})"
-            )
+    if entry.requires is not None:
+        entry.requires(device_kind)
+
+
+def _needs_tensorrt(device_kind: str) -> None:
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        raise LatencyError(
+            "backend 'tensorrt' needs the TensorRT Python package, which is not installed "
+            "(pip install tensorrt); use torch, torch-cudagraph or onnxruntime"
+        ) from None
+
+
+def _needs_onnxruntime(device_kind: str) -> None:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise LatencyError(
+            "backend 'onnxruntime' needs the onnxruntime package, which is not installed"
+        ) from None
+    if device_kind == "cuda" and "CUDAExecutionProvider" not in (
+        onnxruntime.get_available_providers()
+    ):
+        raise LatencyError(
+            "backend 'onnxruntime' on cuda needs onnxruntime-gpu (CUDAExecutionProvider is "
+            f"not available; providers: {', '.join(onnxruntime.get_available_providers())})"
+        )
 
 
 @dataclass
@@ -151,21 +186,26 @@ def make_runner(
 ) -> Runner:
     """A `Runner` for ``module(*inputs)``; ``module`` is consumed (moved, cast, captured)."""
     check_support(backend, device.type, precision)
-    if backend == "torch" and device.type == "cuda" and precision == "bf16":
-        if not torch.cuda.is_bf16_supported():
-            name = torch.cuda.get_device_name(device)
-            raise LatencyError(f"precision 'bf16' is not supported by {name}")
-    if backend in ("torch", "torch-cudagraph"):
-        dtype = DTYPES[precision]
-        model = module.to(device=device, dtype=dtype).eval()
-        args = to_device(inputs, device, dtype)
-        if backend == "torch":
-            timer = "events" if device.type == "cuda" else "perf_counter"
-            return Runner(step=lambda: model(*args), timer=timer, device=device)
-        return _cudagraph_runner(model, args, device)
-    if backend == "onnxruntime":
-        return _onnxruntime_runner(module, inputs, device, precision, num_threads)
-    return _tensorrt_runner(module, inputs, device, precision)
+    return get_backend(backend).make(module, inputs, device, precision, num_threads)
+
+
+def _torch_runner(module: nn.Module, inputs: tuple[Any, ...], device: torch.device,
+                  precision: str, num_threads: int) -> Runner:
+    if device.type == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported():
+        name = torch.cuda.get_device_name(device)
+        raise LatencyError(f"precision 'bf16' is not supported by {name}")
+    dtype = DTYPES[precision]
+    model = module.to(device=device, dtype=dtype).eval()
+    args = to_device(inputs, device, dtype)
+    timer = "events" if device.type == "cuda" else "perf_counter"
+    return Runner(step=lambda: model(*args), timer=timer, device=device)
+
+
+def _graph_runner(module: nn.Module, inputs: tuple[Any, ...], device: torch.device,
+                  precision: str, num_threads: int) -> Runner:
+    dtype = DTYPES[precision]
+    model = module.to(device=device, dtype=dtype).eval()
+    return _cudagraph_runner(model, to_device(inputs, device, dtype), device)
 
 
 def _cudagraph_runner(model: nn.Module, args: tuple[Any, ...], device: torch.device) -> Runner:
@@ -240,6 +280,8 @@ def _onnxruntime_runner(
         export_module(module.float().cpu().eval(), inputs, path)
         if precision == "fp16":
             path = _to_fp16(path)
+        elif precision == "int8":
+            path = _to_int8(path, inputs[0])
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
@@ -298,8 +340,28 @@ def _to_fp16(path: Path) -> Path:
     return out
 
 
+def _to_int8(path: Path, x: torch.Tensor) -> Path:
+    """The static QDQ INT8 model (`models.quantize`), calibrated on the harness's input and
+    three perturbed copies of it (the ranges decide accuracy, not speed)."""
+    import numpy as np
+
+    from models.quantize import quantize_int8
+
+    base = x.detach().float().cpu().numpy()
+    rng = np.random.default_rng(0)
+    calib = np.concatenate([base, *(np.clip(base + rng.normal(0, 8, base.shape), 0, 255)
+                                    for _ in range(3))]).astype(np.float32)
+    out = path.with_name("model_int8.onnx")
+    try:
+        quantize_int8(path, out, calib)
+    except Exception as exc:  # noqa: BLE001 - the quantizer raises many types
+        raise LatencyError(f"int8 quantization failed: {str(exc).splitlines()[0]}") from None
+    return out
+
+
 def _tensorrt_runner(
-    module: nn.Module, inputs: tuple[Any, ...], device: torch.device, precision: str
+    module: nn.Module, inputs: tuple[Any, ...], device: torch.device, precision: str,
+    num_threads: int = 1,
 ) -> Runner:  # pragma: no cover - needs TensorRT and a GPU
     """Build a TensorRT engine from the ONNX export and run it on torch-owned buffers."""
     import tensorrt as trt
@@ -349,13 +411,28 @@ def _tensorrt_runner(
     return runner
 
 
+register_backend(Backend("torch", {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "fp16", "bf16")},
+                         _torch_runner,
+                         hints={"cpu": "fp16 is not supported on CPU; use fp32 or bf16"}))
+register_backend(Backend("torch-cudagraph", {"cuda": ("fp32", "fp16", "bf16")}, _graph_runner))
+register_backend(Backend(
+    "onnxruntime", {"cpu": ("fp32", "int8"), "cuda": ("fp32", "fp16")}, _onnxruntime_runner,
+    requires=_needs_onnxruntime,
+    hints={"cpu": "ONNX Runtime on CPU runs fp32 or int8; fp16 needs CUDA"},
+))
+register_backend(Backend("tensorrt", {"cuda": ("fp32", "fp16", "bf16")}, _tensorrt_runner,
+                         requires=_needs_tensorrt))
+
+
 __all__ = [
-    "BACKENDS",
+    "Backend",
     "DTYPES",
     "PRECISIONS",
     "Runner",
-    "SUPPORT",
     "check_support",
+    "get_backend",
+    "list_backends",
+    "register_backend",
     "export_module",
     "make_runner",
     "parse_device",

@@ -2,9 +2,11 @@
 
 How a measurement runs: the model is fused (see `prepare_model`), moved to the device and
 precision, and fed a fixed synthetic batch. Under the device lock (one measurement at a time per
-device, across processes) it runs ``warmup`` passes, then ``iters`` timed passes: CUDA events
-around each pass on a GPU (synchronised after each, so every pass starts from an idle device),
-``time.perf_counter`` on a CPU. A round whose coefficient of variation exceeds ``cv_threshold``
+device, across processes) it runs ``warmup`` passes, then ``iters`` timed passes, each timed by
+its runner's clock (`evaluators.latency.backends.Runner.timer`): CUDA events around the pass
+for the torch and TensorRT backends on a GPU, ``time.perf_counter`` with a device
+synchronisation for ONNX Runtime (which does not run on PyTorch's stream) and on a CPU; every
+pass starts from an idle device. A round whose coefficient of variation exceeds ``cv_threshold``
 is repeated, up to ``max_repeats`` rounds; the steadiest round is reported, flagged unstable if
 even that one is over the threshold.
 

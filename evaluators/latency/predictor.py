@@ -346,10 +346,6 @@ class LatencyTable:
         }
 
     # -- predicting ---------------------------------------------------------------------
-    def estimate_block(self, block: Block) -> float:
-        """Latency of a block the table lacks, from measured blocks like it."""
-        return self._estimate(block)[0]
-
     def _estimate(self, block: Block) -> tuple[float, str]:
         if not self.estimator:
             raise LatencyError("latency table has no entries to estimate unseen blocks from")

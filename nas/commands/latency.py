@@ -17,8 +17,8 @@ from typing import Any
 
 from nas.cli import CliError
 
-BACKENDS = ("torch", "torch-cudagraph", "onnxruntime", "tensorrt")
-PRECISIONS = ("fp32", "fp16", "bf16")
+# Backends and precisions are the registry's (`evaluators.latency.backends`), checked when the
+# command runs: building the parser does not import torch.
 
 
 def register(subparsers: Any) -> None:
@@ -37,7 +37,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--backend",
         default="torch",
-        help=f"one of {', '.join(BACKENDS)} (default torch)",
+        help="a registered latency backend: torch, torch-cudagraph, onnxruntime, tensorrt or one "
+        "a plug-in registered (default torch; an unknown name lists them)",
     )
     add_timing_arguments(parser)
     parser.add_argument(
@@ -77,7 +78,8 @@ def add_timing_arguments(
     parser.add_argument(
         "--precision",
         default=precision,
-        help=f"one of {', '.join(PRECISIONS)} (default {precision})",
+        help=f"fp32, fp16, bf16 or int8 (ONNX Runtime on CPU), as the backend supports "
+        f"(default {precision})",
     )
     parser.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
     parser.add_argument(

@@ -105,9 +105,10 @@ def test_bf16_on_cpu_runs_and_fp16_is_refused() -> None:
     ("kwargs", "match"),
     [
         ({"backend": "tvm"}, "unknown backend 'tvm'"),
-        ({"precision": "int8"}, "unknown precision 'int8'"),
+        ({"precision": "fp8"}, "unknown precision 'fp8'"),
+        ({"precision": "int8"}, "cannot run precision 'int8'"),
         ({"backend": "torch-cudagraph"}, "needs a CUDA device"),
-        ({"backend": "onnxruntime", "precision": "bf16"}, "fp32 only"),
+        ({"backend": "onnxruntime", "precision": "bf16"}, "fp32 or int8"),
         ({"device": "tpu"}, "expected 'cpu', 'cuda' or 'cuda:N'"),
         ({"image_size": 100}, "multiple of 32"),
         ({"iters": 1}, "iters"),

@@ -16,7 +16,9 @@ import evaluators.latency.measure as measure_mod
 from nas.experiment import load_experiment
 from nas.progress import fmt_trial
 from nas.search import trial_settings
-from nas.trial import cv_threshold, evaluate_candidate, latency_fields, measure
+from nas.experiment import LatencySection
+from nas.targets import cv_threshold, latency_fields, measure
+from nas.trial import evaluate_candidate
 
 
 def _inject(monkeypatch: pytest.MonkeyPatch, noisy_rounds: int) -> list[float]:
@@ -35,15 +37,15 @@ def _inject(monkeypatch: pytest.MonkeyPatch, noisy_rounds: int) -> list[float]:
     return cvs
 
 
-def _latency(tiny, **changes: Any) -> dict[str, Any]:
+def _latency(tiny, **changes: Any) -> LatencySection:
     exp = load_experiment(tiny("lat", latency={"image_size": 64, "warmup": 1, "iters": 10,
                                                 **changes}))
-    return trial_settings(exp, "unused", Path("unused"))["latency"]
+    return trial_settings(exp, "unused", Path("unused")).primary_latency
 
 
 def test_defaults_are_005_on_gpu_and_010_on_cpu(tiny) -> None:
     assert cv_threshold(_latency(tiny)) == pytest.approx(0.10)
-    assert cv_threshold({"device": "cuda"}) == pytest.approx(0.05)
+    assert cv_threshold(LatencySection(device="cuda")) == pytest.approx(0.05)
     assert cv_threshold(_latency(tiny, cv_threshold=0.2)) == pytest.approx(0.2)
 
 

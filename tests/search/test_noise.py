@@ -36,8 +36,10 @@ def test_noise_band_is_pooled_over_seeds(hand_run) -> None:
     assert band.seed_sd == pytest.approx(0.02, abs=1e-9)
     assert band.min_ap_diff == pytest.approx(2 * 1.96 * 0.02)  # two 1-seed candidates
     assert band.halfwidth(3) == pytest.approx(1.96 * 0.02 / math.sqrt(3))
-    assert trial_seeds({"seed": 5, "repeats": 1}, "yolo_nas_pose_n", 3) == [5, 6, 7]
-    assert trial_seeds({"seed": 5, "repeats": 2}, None, 3) == [5, 6]
+    from nas.experiment import Fidelity
+
+    assert trial_seeds(Fidelity(seed=5, repeats=1), "yolo_nas_pose_n", 3) == [5, 6, 7]
+    assert trial_seeds(Fidelity(seed=5, repeats=2), None, 3) == [5, 6]
 
 
 def test_inside_the_band_is_not_a_win_outside_is(hand_run, tmp_path: Path) -> None:

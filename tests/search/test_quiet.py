@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from nas.trial import QuietCpu, quiet_cpu
+from evaluators.latency.quiet import QuietCpu
+from nas.experiment import LatencySection
+from nas.targets import quiet_cpu
 
 pytest.importorskip("fcntl")
 
@@ -57,7 +59,7 @@ def test_measurement_waits_for_an_epoch_boundary_and_trainings_pause(tmp_path: P
 
 
 def test_quiet_cpu_setting(tmp_path: Path) -> None:
-    assert quiet_cpu({"device": "cpu", "lock_dir": str(tmp_path)}) is not None
-    assert quiet_cpu({"device": "cuda"}) is None
-    assert quiet_cpu({"device": "cpu", "exclusive": False}) is None
-    assert quiet_cpu({"device": "cuda", "exclusive": True, "lock_dir": str(tmp_path)})
+    assert quiet_cpu(LatencySection(device="cpu"), tmp_path).room.parent == tmp_path
+    assert quiet_cpu(LatencySection(device="cuda")) is None
+    assert quiet_cpu(LatencySection(device="cpu", exclusive=False)) is None
+    assert quiet_cpu(LatencySection(device="cuda", exclusive=True), tmp_path) is not None

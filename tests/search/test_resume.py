@@ -163,7 +163,7 @@ def test_stale_lock_of_a_dead_driver_is_taken_over(tmp_path: Path, tiny: Any) ->
     ({"latency": {"backend": "onnx"}},
      "latency.backend: expected one of torch, torch-cudagraph, onnxruntime, tensorrt, got 'onnx'"),
     ({"latency": {"precision": "fp8"}},
-     "latency.precision: expected one of fp32, fp16, bf16, got 'fp8'"),
+     "latency.precision: expected one of fp32, fp16, bf16, int8, got 'fp8'"),
     ({"latency": {"precision": "fp16"}}, "latency.precision: 'torch' on cpu runs fp32, bf16"),
     ({"latency": {"backend": "tensorrt"}}, "latency.backend: 'tensorrt' needs latency.device"),
     ({"latency": {"device": "cuda"}, "resources": {"gpu": 0.5}},

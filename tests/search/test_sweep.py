@@ -45,7 +45,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory, tiny: Any, ray_local: Any) -
 def test_sweep_end_to_end(sweep: Path) -> None:
     rd = RunDir.open(sweep)
     meta = rd.meta()
-    assert meta["status"] == "finished" and meta["format"] == "opennac-run/1"
+    assert meta["status"] == "finished" and meta["format"] == "opennac-run/2"
     df = pd.read_parquet(sweep / "trials.parquet")
     csv = pd.read_csv(sweep / "trials.csv")
     assert list(df.columns) == list(csv.columns) and len(df) == len(csv) == 3

@@ -1,0 +1,111 @@
+"""`TrialSettings`: what every trial of an experiment needs, as one frozen dataclass.
+
+It is built once on the driver (`trial_settings`) and travels unchanged to every trial, the
+parent's training and the calibration runs: the fidelity, the latency targets, the
+constraints, the objectives to measure (their `nas.objectives.Objective` entries, so an
+objective registered in a user's script reaches the Ray workers) and where files go. A variant
+of it is made with `dataclasses.replace`.
+
+Example:
+    >>> import dataclasses                                             # doctest: +SKIP
+    >>> s = trial_settings(exp, "data/synthetic", "runs/x/latency_cache")  # doctest: +SKIP
+    >>> s.fidelity.epochs, list(s.targets)                             # doctest: +SKIP
+    (1, ['default'])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nas.experiment import Experiment, Fidelity, LatencySection, SyntheticData
+from nas.objectives import Objective, get_objective, split_name
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """The settings every trial config of an experiment carries (`nas.trial`)."""
+
+    task: str
+    data_path: str
+    synthetic: SyntheticData | None
+    fidelity: Fidelity
+    reference_repeats: int
+    targets: dict[str, LatencySection]  # latency targets by name; the first is the primary
+    constraints: dict[str, float]  # {"max_latency_ms@cpu_int8": 12.0, ...}
+    measured: tuple[Objective, ...]  # cost and target objectives measured in each trial
+    latency_cache: str
+    train_device: str  # "cpu" | "cuda"
+    run_dir: str | None = None  # None: no weights kept (`nas.weights`)
+    keep_weights: str = "front"
+    parent: str | None = None  # a warm start's parent checkpoint (`nas.parent`)
+    objectives: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def primary(self) -> str:
+        """The first latency target's name (its columns are also written unsuffixed)."""
+        return next(iter(self.targets))
+
+    @property
+    def primary_latency(self) -> LatencySection:
+        return self.targets[self.primary]
+
+    def suffixes(self, target: str) -> list[str]:
+        """Column suffixes of a target's measurements: ``[""]`` with one target; else
+        ``["@name"]``, plus ``""`` for the primary target."""
+        if len(self.targets) == 1:
+            return [""]
+        return [f"@{target}", *([""] if target == self.primary else [])]
+
+
+def trial_settings(exp: Experiment, data_path: str, latency_cache: str | Path,
+                   run_dir: str | Path | None = None) -> TrialSettings:
+    """The `TrialSettings` of an experiment; without ``run_dir`` no weights are kept."""
+    return TrialSettings(
+        task=exp.task,
+        data_path=data_path,
+        synthetic=exp.data.synthetic,
+        fidelity=dataclasses.replace(exp.fidelity),
+        reference_repeats=exp.reference_repeats,
+        targets=dict(exp.targets),
+        constraints={k: float(v) for k, v in exp.constraints.items() if v is not None},
+        measured=measured_objectives(exp),
+        latency_cache=str(Path(latency_cache).resolve()),
+        train_device="cuda" if exp.resources.gpu > 0 else "cpu",
+        run_dir=None if run_dir is None else str(Path(run_dir).resolve()),
+        keep_weights=exp.weights.keep,
+        objectives=dict(exp.objectives),
+    )
+
+
+def measured_objectives(exp: Experiment) -> tuple[Objective, ...]:
+    """The cost and target objectives a trial measures: those measured always, plus those the
+    experiment's objectives and constraints name (in registry order, then the rest)."""
+    from nas.objectives import list_objectives
+
+    named = [split_name(k)[0] for k in exp.objectives]
+    named += [split_name(k.removeprefix("max_"))[0] for k in exp.constraints]
+    out: list[Objective] = []
+    for key in [*list_objectives(), *named]:
+        obj = get_objective(key)
+        if obj.stage != "train" and obj not in out and (obj.always or key in named):
+            out.append(obj)
+    return tuple(out)
+
+
+def with_parent(settings: TrialSettings, parent: str | None) -> TrialSettings:
+    return dataclasses.replace(settings, parent=parent)
+
+
+def as_dict(settings: TrialSettings) -> dict[str, Any]:
+    """Plain data (for messages and fingerprints): objectives by key."""
+    d = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+    d["measured"] = [o.key for o in settings.measured]
+    d["fidelity"] = dataclasses.asdict(settings.fidelity)
+    d["targets"] = {k: dataclasses.asdict(v) for k, v in settings.targets.items()}
+    return d
+
+
+__all__ = ["TrialSettings", "as_dict", "measured_objectives", "trial_settings", "with_parent"]

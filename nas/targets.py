@@ -1,0 +1,178 @@
+"""Latency targets: measuring a candidate on one target of an experiment.
+
+An experiment has one or several latency targets (``latency:``, `nas.experiment`), each a
+`LatencySection`: device, backend, precision, batch, image size. `measure` times the fused
+model on one of them (checked against the device it names, serialized by the per-device lock,
+kept quiet from this machine's trainings on a CPU, cached in ``RUN_DIR/latency_cache`` under a
+key that holds the backend and precision, so each target has its own entries).
+`measure_target` is the ``latency_ms`` objective's measuring function (`nas.objectives`);
+`peak_memory_mb` the ``peak_mem_mb`` one's.
+
+Example:
+    >>> from nas.experiment import LatencySection
+    >>> cv_threshold(LatencySection(device="cuda"))
+    0.05
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Any
+
+from evaluators.latency.quiet import QuietCpu
+
+
+def quiet_cpu(lat: Any, lock_dir: str | Path | None = None) -> QuietCpu | None:
+    """The QuietCpu of a latency section when it asks for exclusive CPU measurements
+    (``exclusive``; None: on for device ``cpu``)."""
+    exclusive = lat.exclusive
+    if exclusive is None:
+        exclusive = lat.device == "cpu"
+    if not exclusive:
+        return None
+    from evaluators.latency import default_lock_dir
+
+    return QuietCpu(lock_dir or default_lock_dir())
+
+
+def cv_threshold(lat: Any) -> float:
+    """The latency section's CV threshold (None: 0.05 on a GPU, 0.10 on a CPU)."""
+    if lat.cv_threshold is not None:
+        return float(lat.cv_threshold)
+    from nas.experiment import DEFAULT_CV_THRESHOLD
+
+    return DEFAULT_CV_THRESHOLD.get(lat.device, 0.10)
+
+
+def measure(spec: Any, lat: Any, cache_dir: str | Path, fresh: bool = False) -> Any:
+    """The latency of ``spec``'s fused model on target ``lat`` (cached in ``cache_dir``).
+
+    A timed round whose CV exceeds the target's threshold (`cv_threshold`) is re-measured, up
+    to ``lat.max_repeats`` rounds; the steadiest is kept, ``stable`` false if none settles.
+    ``fresh``: measure again even when cached (and replace the cached one).
+    """
+    from evaluators.latency import LatencyCache, cache_key, check_target
+    from evaluators.latency.telemetry import device_name
+
+    check_target(lat.target, device_name(lat.device), lat.allow_device_mismatch, lat.device)
+    kwargs: dict[str, Any] = {
+        "device": lat.device,
+        "backend": lat.backend,
+        "precision": lat.precision,
+        "batch_size": lat.batch,
+        "image_size": lat.image_size,
+    }
+    for key in ("warmup", "iters", "max_repeats"):
+        if getattr(lat, key) is not None:
+            kwargs[key] = getattr(lat, key)
+    kwargs["cv_threshold"] = cv_threshold(lat)
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    cache = LatencyCache(cache_dir)
+    quiet = quiet_cpu(lat)
+    if fresh:
+        from evaluators.latency import measure_latency
+
+        with quiet.measuring() if quiet else contextlib.nullcontext():
+            result = measure_latency(spec, **kwargs)
+        cache.put(result)
+        return result
+    if quiet is None:
+        return cache.get_or_measure(spec, **kwargs)
+    key = cache_key(spec.arch_id, device_name(lat.device), lat.backend, lat.precision,
+                    lat.batch, lat.image_size)
+    found = cache.get(key)
+    if found is not None:  # a cached result needs no quiet machine
+        return found
+    with quiet.measuring():
+        return cache.get_or_measure(spec, **kwargs)
+
+
+def latency_fields(result: Any) -> dict[str, Any]:
+    """Trials-table latency columns from a LatencyResult (unsuffixed)."""
+    return {
+        "latency_ms": round(float(result.median_ms), 6),
+        "lat_p90_ms": round(float(result.p90_ms), 6),
+        "lat_cv": round(float(result.cv), 6),
+        "latency_stable": bool(result.stable),
+        "lat_repeats": int(result.repeats),
+        "lat_device": result.device_name,
+        "lat_backend": result.backend,
+        "lat_precision": result.precision,
+        "lat_batch": int(result.batch_size),
+        "lat_image_size": int(result.image_size),
+    }
+
+
+def measure_target(ctx: Any) -> dict[str, Any]:
+    """The ``latency_ms`` objective: `measure` on the context's target, with its columns."""
+    t = time.perf_counter()
+    result = measure(ctx.spec, ctx.latency, ctx.settings.latency_cache)
+    out = latency_fields(result)
+    out["latency_s"] = round(time.perf_counter() - t, 3)
+    return out
+
+
+def peak_memory_mb(spec: Any, lat: Any) -> float:
+    """Peak inference memory of ``spec``'s fused model on target ``lat``, in MB.
+
+    CUDA: ``torch.cuda.max_memory_allocated`` over building the runner and one pass, above
+    what was allocated before. CPU: the growth of this process's resident memory over
+    building the runner and one pass (for ONNX Runtime: the session, its weights and its
+    arena), an upper bound that shares pages already resident.
+    """
+    import torch
+
+    from evaluators.latency.backends import make_runner, parse_device
+    from evaluators.latency.measure import prepare_model, synthetic_batch
+
+    dev = parse_device(lat.device)
+    model = prepare_model(spec)[0]
+    inputs = (synthetic_batch(lat.batch, lat.image_size),)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        base = torch.cuda.memory_allocated(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        runner = make_runner(model, inputs, lat.backend, dev, lat.precision, 1)
+        try:
+            with runner.grad_mode():
+                runner.step()
+            torch.cuda.synchronize(dev)
+            return max(0.0, (torch.cuda.max_memory_allocated(dev) - base) / 1e6)
+        finally:
+            runner.close()
+    import psutil
+
+    proc = psutil.Process()
+    before = proc.memory_info().rss
+    runner = make_runner(model, inputs, lat.backend, dev, lat.precision, 1)
+    try:
+        with runner.grad_mode():
+            runner.step()
+        return max(0.0, (proc.memory_info().rss - before) / 1e6)
+    finally:
+        runner.close()
+
+
+_PREDICTORS: dict[str, Any] = {}
+
+
+def predictor(path: str) -> Any:
+    """The `LatencyTable` of a file (loaded once per process)."""
+    if path not in _PREDICTORS:
+        from evaluators.latency import LatencyTable
+
+        _PREDICTORS[path] = LatencyTable.load(path)
+    return _PREDICTORS[path]
+
+
+__all__ = [
+    "cv_threshold",
+    "latency_fields",
+    "measure",
+    "measure_target",
+    "peak_memory_mb",
+    "predictor",
+    "quiet_cpu",
+]
