@@ -341,11 +341,17 @@ def _run_markdown(r: RunSummary) -> list[str]:
         f"- fidelity: {fid.get('epochs', '?')} epochs at {fid.get('image_size', '?')} px, "
         f"{_opt(fid.get('train_images'), 'all')} train / {_opt(fid.get('val_images'), 'all')} "
         f"val images, seed {fid.get('seed', '?')}",
-        f"- latency: target {lat.get('target', '?')}, measured on "
-        f"{', '.join(devices) or lat.get('device', '?')} ({lat.get('backend', '?')}, "
-        f"{lat.get('precision', '?')}, batch {lat.get('batch', '?')}, "
-        f"{lat.get('image_size', '?')} px), fused model",
     ]
+    targets = _targets(exp)
+    for name, one in ({n: lat[n] for n in targets} if targets else {"": lat}).items():
+        where = devices if not name else sorted(
+            {str(d) for d in df[f"lat_device@{name}"].dropna()}) if f"lat_device@{name}" in df \
+            else []
+        lines.append(
+            f"- latency{' ' + name if name else ''}: target {one.get('target', '?')}, measured "
+            f"on {', '.join(where) or one.get('device', '?')} ({one.get('backend', '?')}, "
+            f"{one.get('precision', '?')}, batch {one.get('batch', '?')}, "
+            f"{one.get('image_size', '?')} px), fused model")
     if r.hypervolume is not None:
         lines.append(
             f"- hypervolume: {r.hypervolume:.6g} (reference point {_point(r.hv_reference)}, "

@@ -150,7 +150,8 @@ def front_numbers(df: Any, objectives: Mapping[str, str]) -> set[int]:
     from nas.search import pareto
 
     numbers: set[int] = set()
-    for objs in (dict(objectives), {"ap": "max", "latency_ms": "min"}):
+    latency = [c for c in df.columns if str(c).startswith("latency_ms@")]  # one per target
+    for objs in (dict(objectives), *({"ap": "max", c: "min"} for c in ["latency_ms", *latency])):
         front = pareto(df, objs)
         if front is not None and len(front):
             numbers |= {int(n) for n in front["number"]}
@@ -158,13 +159,14 @@ def front_numbers(df: Any, objectives: Mapping[str, str]) -> set[int]:
 
 
 def variant_checkpoints(run_dir: str | Path) -> set[Path]:
-    """The checkpoints named by the run's variant files (``variants/*.yaml`` and labelled sets
-    ``variants/<label>/*.yaml``)."""
+    """The checkpoints named by the run's variant files (``variants/*.yaml``, labelled sets
+    ``variants/<label>/*.yaml`` and per-target sets ``variants/<target>/[<label>/]*.yaml``)."""
     from models.archfile import ArchFileError
 
     out: set[Path] = set()
     folder = Path(run_dir) / "variants"
-    for path in [*folder.glob("*.yaml"), *folder.glob("*/*.yaml")]:
+    # variants/<label>/, variants/<target>/ and variants/<target>/<label>/
+    for path in [*folder.glob("*.yaml"), *folder.glob("*/*.yaml"), *folder.glob("*/*/*.yaml")]:
         try:
             ckpt = kept_checkpoint(path)
         except ArchFileError:

@@ -9,7 +9,7 @@ stream; ``perf_counter``: host clock with device synchronisation).
 | torch            | fp32, bf16   | fp32, fp16, bf16 (Ampere+) | eager PyTorch, inference mode   |
 | torch-cudagraph  | -            | fp32, fp16, bf16         | one CUDA graph captured, replayed |
 | onnxruntime      | fp32, int8   | fp32, fp16               | ONNX export, CPU / CUDA provider  |
-| tensorrt         | -            | fp32, fp16, bf16         | engine built from the ONNX export |
+| tensorrt         | -            | fp32, fp16, bf16, int8   | engine built from the ONNX export |
 
 fp16 on CPU is refused: PyTorch's CPU half kernels are slow or missing, so such a number would
 describe no deployment. int8 on ONNX Runtime is the static QDQ model of `models.quantize`
@@ -370,6 +370,8 @@ def _tensorrt_runner(
     with tempfile.TemporaryDirectory(prefix="opennac-trt-") as tmp:
         path = Path(tmp) / "model.onnx"
         export_module(module.float().cpu().eval(), inputs, path)
+        if precision == "int8":  # TensorRT builds INT8 from the QDQ model's scales
+            path = _to_int8(path, inputs[0].cpu())
         builder = trt.Builder(logger)
         flags = 0
         if hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH"):
@@ -384,6 +386,9 @@ def _tensorrt_runner(
             config.set_flag(trt.BuilderFlag.FP16)
         elif precision == "bf16":
             config.set_flag(trt.BuilderFlag.BF16)
+        elif precision == "int8":  # the QDQ layers int8, the rest may run fp16
+            config.set_flag(trt.BuilderFlag.INT8)
+            config.set_flag(trt.BuilderFlag.FP16)
         serialized = builder.build_serialized_network(network, config)
         if serialized is None:
             raise LatencyError("backend 'tensorrt': building the engine failed")
@@ -420,7 +425,7 @@ register_backend(Backend(
     requires=_needs_onnxruntime,
     hints={"cpu": "ONNX Runtime on CPU runs fp32 or int8; fp16 needs CUDA"},
 ))
-register_backend(Backend("tensorrt", {"cuda": ("fp32", "fp16", "bf16")}, _tensorrt_runner,
+register_backend(Backend("tensorrt", {"cuda": ("fp32", "fp16", "bf16", "int8")}, _tensorrt_runner,
                          requires=_needs_tensorrt))
 
 

@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="replace variant files of the same name written with another budget")
     p.add_argument("--no-measure", action="store_true",
                    help="never measure a reference's latency here (use the trials' only)")
+    p.add_argument("--target", default=None, metavar="NAME",
+                   help="the latency target of an experiment with several (default: the "
+                   "first); its set goes to variants/NAME/")
     p.set_defaults(func=run)
 
 
@@ -51,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
         exp = load_experiment(rd.experiment_yaml)
     except (ValueError, RunDirError, ExperimentError) as exc:
         raise CliError(str(exc)) from None
+    if args.target is not None and (len(exp.targets) < 2 or args.target not in exp.targets):
+        known = ", ".join(exp.targets) if len(exp.targets) > 1 else "none: one latency target"
+        raise CliError(f"--target {args.target!r}: not a latency target of {rd.path} "
+                       f"(targets: {known})")
+    column = f"latency_ms@{args.target}" if args.target else "latency_ms"
     check_output_dir(rd.path / "variants", "variants folder")
     if args.label is not None:
         from nas.safepath import UnsafeNameError, check_name
@@ -69,18 +77,18 @@ def run(args: argparse.Namespace) -> int:
     try:
         lines = update_variants(rd, exp, df, budgets=budgets, measure_missing=not args.no_measure,
                                 notes=notes, label=args.label, force=args.force,
-                                warnings=warnings)
+                                warnings=warnings, target=args.target)
     except VariantsError as exc:
         raise CliError(str(exc)) from None
     if not lines:
         raise CliError(f"{rd.path}: no variant budget could be set ({'; '.join(notes)})")
     found = {n: line for n, line in lines.items() if not line.startswith("none within")}
     if not found:
-        pool = valid_trials(df)
+        pool = valid_trials(df, column)
         if pool is None or not len(pool):
             fastest = "no complete, feasible, full-fidelity trial"
         else:
-            ms = pool["latency_ms"].astype(float).min()
+            ms = pool[column].astype(float).min()
             fastest = f"the fastest valid trial takes {ms:.3f} ms"
         empty = ", ".join(f"{n} ({line})" for n, line in lines.items())
         raise CliError(f"no trial within any budget: {empty}; {fastest}; nothing written")

@@ -13,10 +13,9 @@ from typing import Any
 import pytest
 
 import evaluators.latency.measure as measure_mod
-from nas.experiment import load_experiment
+from nas.experiment import LatencySection, load_experiment
 from nas.progress import fmt_trial
 from nas.search import trial_settings
-from nas.experiment import LatencySection
 from nas.targets import cv_threshold, latency_fields, measure
 from nas.trial import evaluate_candidate
 
