@@ -6,6 +6,14 @@ paths in the file (``data.path``, ``latency.predictor``) are resolved against th
 `Experiment.to_dict()` is the resolved form written to ``RUN_DIR/experiment.yaml``; loading it
 again gives an equal experiment.
 
+Objectives and constraints are the registry's (`nas.objectives`): ``objectives`` maps a
+registered key to its direction, ``constraints`` sets ``max_<key>`` limits. ``latency`` is one
+section (the old form: one target named ``default``, columns without suffix) or a mapping of
+named targets; a per-target objective or constraint names its target (``latency_ms@cpu_int8``,
+``max_latency_ms@cpu_int8``). ``Experiment.latency`` is the first (primary) target,
+``Experiment.targets`` all of them. Format ``opennac-experiment/2``; ``/1`` files (one latency
+section, the three fixed constraints with nulls) load unchanged.
+
 Example:
     >>> from nas.experiment import load_experiment
     >>> exp = load_experiment({"name": "demo", "task": "pose",

@@ -118,9 +118,11 @@ def peak_memory_mb(spec: Any, lat: Any) -> float:
     """Peak inference memory of ``spec``'s fused model on target ``lat``, in MB.
 
     CUDA: ``torch.cuda.max_memory_allocated`` over building the runner and one pass, above
-    what was allocated before. CPU: the growth of this process's resident memory over
-    building the runner and one pass (for ONNX Runtime: the session, its weights and its
-    arena), an upper bound that shares pages already resident.
+    what was allocated before. CPU: this process's peak resident size during one pass (reset
+    through Linux ``/proc/self/clear_refs`` once the runner is built, so building's
+    transients do not count) above its resident size before the model was built: the
+    weights (for ONNX Runtime: the session and its arena) plus the pass's activations. Memory
+    the allocator kept from earlier work and reuses is not counted.
     """
     import torch
 
@@ -128,6 +130,7 @@ def peak_memory_mb(spec: Any, lat: Any) -> float:
     from evaluators.latency.measure import prepare_model, synthetic_batch
 
     dev = parse_device(lat.device)
+    before = _reset_peak_rss() if dev.type == "cpu" else 0
     model = prepare_model(spec)[0]
     inputs = (synthetic_batch(lat.batch, lat.image_size),)
     if dev.type == "cuda":
@@ -142,17 +145,36 @@ def peak_memory_mb(spec: Any, lat: Any) -> float:
             return max(0.0, (torch.cuda.max_memory_allocated(dev) - base) / 1e6)
         finally:
             runner.close()
-    import psutil
-
-    proc = psutil.Process()
-    before = proc.memory_info().rss
     runner = make_runner(model, inputs, lat.backend, dev, lat.precision, 1)
+    del model  # the runner holds what inference needs
     try:
+        _reset_peak_rss()  # building's transients (export, quantization) are not inference
         with runner.grad_mode():
             runner.step()
-        return max(0.0, (proc.memory_info().rss - before) / 1e6)
+        return max(0.0, (_status_kb("VmHWM") * 1024 - before) / 1e6)
     finally:
         runner.close()
+
+
+def _reset_peak_rss() -> int:
+    """Reset this process's peak resident size (Linux ``/proc/self/clear_refs`` 5) and return
+    the resident size now, in bytes; where that cannot be done, the peak so far counts."""
+    import contextlib
+
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+    return _status_kb("VmRSS") * 1024
+
+
+def _status_kb(field: str) -> int:
+    """A ``/proc/self/status`` size in kB (0 where there is none: not Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 _PREDICTORS: dict[str, Any] = {}
