@@ -18,6 +18,9 @@ _LAZY = {
     "resume_search": "nas.search",
     "load_experiment": "nas.experiment",
     "run_calibration": "nas.calibrate",
+    "Objective": "nas.objectives",
+    "register_objective": "nas.objectives",
+    "list_objectives": "nas.objectives",
 }
 
 

@@ -479,8 +479,11 @@ def _check(exp: Experiment, src: str) -> None:
     if not exp.noise.z > 0:
         fail("noise.z", f"expected a positive number, got {exp.noise.z}")
     _check_objectives(exp, fail)
-    for name, lat in exp.targets.items():
+    for i, (name, lat) in enumerate(exp.targets.items()):
         _check_latency(lat, "latency" if name == DEFAULT_TARGET else f"latency.{name}", fail)
+        if i and lat.predictor is not None:
+            fail(f"latency.{name}.predictor", "only the first target's predictor screens "
+                 "candidates (predicted_latency_ms); move it there")
     _check_constraints(exp, fail)
     s = exp.sampler
     if s.type not in SAMPLERS:

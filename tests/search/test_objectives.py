@@ -83,6 +83,9 @@ def test_unknown_target_and_constraint_named(tiny: Any, blocks_objective: Any) -
     with pytest.raises(ExperimentError, match="backbone_blocks does not depend on the latency"):
         load_experiment(tiny("bad", latency=TARGETS,
                              objectives={"ap": "max", "backbone_blocks@cpu_int8": "min"}))
+    with pytest.raises(ExperimentError, match="latency.cpu_int8.predictor: only the first"):
+        load_experiment(tiny("bad", latency={**TARGETS, "cpu_int8": {
+            **TARGETS["cpu_int8"], "predictor": "table.json"}}))
     exp = load_experiment(tiny("ok", latency=TARGETS, objectives=OBJECTIVES))
     assert list(exp.targets) == ["cpu_fp32", "cpu_int8"] and exp.latency.precision == "fp32"
     assert exp.to_dict()["latency"]["cpu_int8"]["precision"] == "int8"
@@ -130,7 +133,8 @@ def test_a_registered_objective_is_searched_fronted_reported(sweep: Path, tmp_pa
 
 
 @pytest.mark.slow
-def test_two_targets_two_fronts_two_variant_sets(sweep: Path, tmp_path: Path) -> None:
+def test_two_targets_two_fronts_two_variant_sets(sweep: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture) -> None:
     df = load_run(sweep)
     done = df[df.status == "COMPLETE"]
     for target, precision, backend in (("cpu_fp32", "fp32", "torch"),
@@ -168,3 +172,13 @@ def test_two_targets_two_fronts_two_variant_sets(sweep: Path, tmp_path: Path) ->
         assert len(report.runs[0].target_fronts[target]) >= 1
     fronts = pd.read_csv(report.files["front.csv"])
     assert set(fronts["target"].dropna()) == set(TARGETS)
+    # `opennac variants --target`: another budget on one target, into variants/<target>/<label>/
+    from nas.cli import main
+
+    assert main(["variants", str(sweep), "--target", "cpu_int8", "--budget", "big=1e4",
+                 "--label", "big", "--no-measure"]) == 0
+    rec = load_arch_record(sweep / "variants" / "cpu_int8" / "big" / "big.yaml")
+    assert rec.metrics["budget_ms"] == 1e4 and "latency_ms@cpu_int8" in rec.metrics
+    capsys.readouterr()
+    assert main(["variants", str(sweep), "--target", "gpu", "--budget", "x=1"]) == 2
+    assert "--target 'gpu': not a latency target" in capsys.readouterr().err
