@@ -110,7 +110,7 @@ def register_objective(objective: Objective) -> Objective:
 
 def unregister_objective(key: str) -> None:
     """Remove a registered objective (tests; a built-in one cannot be removed)."""
-    if key in _BUILTIN:
+    if key in _BUILTIN_KEYS:
         raise ValueError(f"objective {key!r} is built in")
     _REGISTRY.pop(key, None)
 
@@ -171,11 +171,6 @@ def objective_columns() -> dict[str, str]:
 
 def accuracy_keys() -> list[str]:
     return [k for k, o in _REGISTRY.items() if o.accuracy]
-
-
-def cost_columns(objectives: Mapping[str, str]) -> dict[str, str]:
-    """The minimised objectives of ``{name: direction}`` (constraint and placeholder use)."""
-    return {k: d for k, d in objectives.items() if d == "min"}
 
 
 def train_keys() -> list[str]:
@@ -270,7 +265,7 @@ _LATENCY_COLUMNS = (
     ("latency_s", "float"),
 )  # fmt: skip
 
-_BUILTIN = (
+_BUILTIN_OBJECTIVES = (
     Objective("ap", "max", "AP", stage="train", accuracy=True,
               doc="COCO AP (keypoint AP for pose) after the short training"),
     Objective("ap50", "max", "AP50", stage="train", accuracy=True),
@@ -287,9 +282,9 @@ _BUILTIN = (
               measure=_peak_memory,
               doc="CUDA: max allocated during a pass; CPU: the ONNX Runtime session's memory"),
 )
-for _obj in _BUILTIN:
+for _obj in _BUILTIN_OBJECTIVES:
     register_objective(_obj)
-_BUILTIN = tuple(o.key for o in _BUILTIN)  # type: ignore[assignment]
+_BUILTIN_KEYS = tuple(o.key for o in _BUILTIN_OBJECTIVES)
 
 __all__ = [
     "DIRECTIONS",

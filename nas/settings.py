@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from nas.experiment import Experiment, Fidelity, LatencySection, SyntheticData
 from nas.objectives import Objective, get_objective, split_name
@@ -95,17 +94,4 @@ def measured_objectives(exp: Experiment) -> tuple[Objective, ...]:
     return tuple(out)
 
 
-def with_parent(settings: TrialSettings, parent: str | None) -> TrialSettings:
-    return dataclasses.replace(settings, parent=parent)
-
-
-def as_dict(settings: TrialSettings) -> dict[str, Any]:
-    """Plain data (for messages and fingerprints): objectives by key."""
-    d = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
-    d["measured"] = [o.key for o in settings.measured]
-    d["fidelity"] = dataclasses.asdict(settings.fidelity)
-    d["targets"] = {k: dataclasses.asdict(v) for k, v in settings.targets.items()}
-    return d
-
-
-__all__ = ["TrialSettings", "as_dict", "measured_objectives", "trial_settings", "with_parent"]
+__all__ = ["TrialSettings", "measured_objectives", "trial_settings"]
