@@ -41,6 +41,13 @@ class TrialSettings:
     keep_weights: str = "front"
     parent: str | None = None  # a warm start's parent checkpoint (`nas.parent`)
     objectives: dict[str, str] = field(default_factory=dict)
+    # target -> keys of the target objectives measured there beyond the ``always`` ones (those
+    # named with ``@target``; an unsuffixed name means the primary target)
+    target_extras: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def measures_on(self, objective: Objective, target: str) -> bool:
+        """Whether a target objective is measured on ``target``."""
+        return objective.always or objective.key in self.target_extras.get(target, ())
 
     @property
     def primary(self) -> str:
@@ -76,7 +83,24 @@ def trial_settings(exp: Experiment, data_path: str, latency_cache: str | Path,
         run_dir=None if run_dir is None else str(Path(run_dir).resolve()),
         keep_weights=exp.weights.keep,
         objectives=dict(exp.objectives),
+        target_extras=target_extras(exp),
     )
+
+
+def target_extras(exp: Experiment) -> dict[str, tuple[str, ...]]:
+    """``{target: (objective key, ...)}`` of the target objectives the experiment names with a
+    target (or without one: the primary), beyond those measured on every target."""
+    names = [*exp.objectives, *(k.removeprefix("max_") for k in exp.constraints)]
+    primary = next(iter(exp.targets))
+    out: dict[str, list[str]] = {}
+    for name in names:
+        key, target = split_name(name)
+        obj = get_objective(key)
+        if obj.stage == "target" and not obj.always:
+            keys = out.setdefault(target or primary, [])
+            if key not in keys:
+                keys.append(key)
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def measured_objectives(exp: Experiment) -> tuple[Objective, ...]:
@@ -94,4 +118,4 @@ def measured_objectives(exp: Experiment) -> tuple[Objective, ...]:
     return tuple(out)
 
 
-__all__ = ["TrialSettings", "measured_objectives", "trial_settings"]
+__all__ = ["TrialSettings", "measured_objectives", "target_extras", "trial_settings"]

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -118,42 +119,131 @@ def peak_memory_mb(spec: Any, lat: Any) -> float:
     """Peak inference memory of ``spec``'s fused model on target ``lat``, in MB.
 
     CUDA: ``torch.cuda.max_memory_allocated`` over building the runner and one pass, above
-    what was allocated before. CPU: this process's peak resident size during one pass (reset
-    through Linux ``/proc/self/clear_refs`` once the runner is built, so building's
-    transients do not count) above its resident size before the model was built: the
-    weights (for ONNX Runtime: the session and its arena) plus the pass's activations. Memory
-    the allocator kept from earlier work and reuses is not counted.
+    what was allocated before. CPU: measured in a fresh Python process (so no memory kept by
+    earlier work is reused unseen): its peak resident size during one pass (reset through
+    Linux ``/proc/self/clear_refs`` once the runner is built and freed memory is given back
+    with glibc's ``malloc_trim``) above its resident size before the model was loaded: the
+    weights (for ONNX Runtime: the session opening the exported or INT8 file, made in this
+    process, with its arena) plus the pass's activations. About 3 s per measurement (the
+    child imports torch).
     """
     import torch
 
-    from evaluators.latency.backends import make_runner, parse_device
-    from evaluators.latency.measure import prepare_model, synthetic_batch
+    from evaluators.latency.backends import parse_device
 
     dev = parse_device(lat.device)
-    before = _reset_peak_rss() if dev.type == "cpu" else 0
+    if dev.type == "cpu":
+        return _peak_in_child(spec, lat)
+    from evaluators.latency.backends import make_runner
+    from evaluators.latency.measure import prepare_model, synthetic_batch
+
     model = prepare_model(spec)[0]
     inputs = (synthetic_batch(lat.batch, lat.image_size),)
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-        base = torch.cuda.memory_allocated(dev)
-        torch.cuda.reset_peak_memory_stats(dev)
-        runner = make_runner(model, inputs, lat.backend, dev, lat.precision, 1)
-        try:
-            with runner.grad_mode():
-                runner.step()
-            torch.cuda.synchronize(dev)
-            return max(0.0, (torch.cuda.max_memory_allocated(dev) - base) / 1e6)
-        finally:
-            runner.close()
+    torch.cuda.synchronize(dev)
+    base = torch.cuda.memory_allocated(dev)
+    torch.cuda.reset_peak_memory_stats(dev)
     runner = make_runner(model, inputs, lat.backend, dev, lat.precision, 1)
-    del model  # the runner holds what inference needs
     try:
-        _reset_peak_rss()  # building's transients (export, quantization) are not inference
         with runner.grad_mode():
             runner.step()
-        return max(0.0, (_status_kb("VmHWM") * 1024 - before) / 1e6)
+        torch.cuda.synchronize(dev)
+        return max(0.0, (torch.cuda.max_memory_allocated(dev) - base) / 1e6)
     finally:
         runner.close()
+
+
+def _peak_in_child(spec: Any, lat: Any) -> float:
+    """CPU peak memory in a fresh process. ONNX Runtime: the model file (exported, and
+    converted to fp16 / quantized to INT8 as the backend does) is made here, the child only
+    opens the session and runs a pass; torch: the child builds the fused model."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    req: dict[str, Any] = {"backend": lat.backend, "batch": lat.batch,
+                           "image_size": lat.image_size, "precision": lat.precision}
+    with tempfile.TemporaryDirectory(prefix="opennac-peak-") as tmp:
+        if lat.backend == "onnxruntime":
+            req["onnx"] = str(_onnx_file(spec, lat, Path(tmp)))
+        else:
+            req["arch"] = spec.to_dict()
+        out = subprocess.run([sys.executable, "-c", "from nas.targets import peak_child; "
+                              "peak_child()"], input=json.dumps(req), capture_output=True,
+                             text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if out.returncode != 0:
+        tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"peak memory measurement failed: {tail}")
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _onnx_file(spec: Any, lat: Any, folder: Path) -> Path:
+    """The ONNX file ONNX Runtime runs for this target (as `evaluators.latency.backends`)."""
+    from evaluators.latency.backends import _to_fp16, _to_int8, export_module
+    from evaluators.latency.measure import prepare_model, synthetic_batch
+
+    x = synthetic_batch(lat.batch, lat.image_size)
+    path = folder / "model.onnx"
+    export_module(prepare_model(spec)[0].float().cpu().eval(), (x,), path)
+    if lat.precision == "int8":
+        return _to_int8(path, x)
+    return _to_fp16(path) if lat.precision == "fp16" else path
+
+
+def peak_child() -> None:
+    """The child of `peak_memory_mb` on a CPU: reads the request (JSON) on stdin, prints MB
+    (the peak resident size of one pass above the size before the model was loaded)."""
+    import json
+    import sys
+
+    import torch
+
+    torch.set_num_threads(1)
+    req = json.loads(sys.stdin.read())
+    x = torch.zeros(req["batch"], 3, req["image_size"], req["image_size"])
+    if "onnx" in req:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        _trim()
+        before = _reset_peak_rss()
+        session = ort.InferenceSession(req["onnx"], sess_options=opts,
+                                       providers=["CPUExecutionProvider"])
+        feed = {session.get_inputs()[0].name: x.numpy()}
+        session.run(None, feed)
+        print(max(0.0, (_status_kb("VmHWM") * 1024 - before) / 1e6))
+        return
+    from evaluators.latency.backends import make_runner
+    from evaluators.latency.measure import prepare_model
+    from models.spec import ArchSpec
+
+    spec = ArchSpec.from_dict(req["arch"])
+    _trim()
+    before = _reset_peak_rss()
+    model = prepare_model(spec)[0]
+    runner = make_runner(model, (x,), req["backend"], torch.device("cpu"), req["precision"], 1)
+    del model  # the runner holds what inference needs
+    _trim()  # building's transients (the unfused model) go back to the system ...
+    _reset_peak_rss()  # ... and are not counted: only what inference holds and uses
+    with runner.grad_mode():
+        runner.step()
+    print(max(0.0, (_status_kb("VmHWM") * 1024 - before) / 1e6))
+    runner.close()
+
+
+def _trim() -> None:
+    """Collect garbage and give freed heap memory back to the system (glibc ``malloc_trim``),
+    so the resident size counts live memory only."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _reset_peak_rss() -> int:
@@ -194,6 +284,7 @@ __all__ = [
     "latency_fields",
     "measure",
     "measure_target",
+    "peak_child",
     "peak_memory_mb",
     "predictor",
     "quiet_cpu",

@@ -148,7 +148,7 @@ def _evaluate(
         for name, lat in s.targets.items():
             ctx = TrialContext(spec, s, dict(rec), name, lat)
             for obj in s.measured:
-                if obj.stage == "target":
+                if obj.stage == "target" and s.measures_on(obj, name):
                     values = obj.measure(ctx)
                     for suffix in s.suffixes(name):
                         rec.update({f"{k}{suffix}": v for k, v in values.items()})
