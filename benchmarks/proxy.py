@@ -41,7 +41,18 @@ def experiment_for(start: str, args: argparse.Namespace) -> dict[str, Any]:
     """The quickstart experiment with the short runs started as ``start`` says."""
     import yaml
 
-    doc = yaml.safe_load((ROOT / "experiments" / "quickstart.yaml").read_text())
+    doc = yaml.safe_load(Path(args.experiment).read_text())
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set: expected KEY=VALUE (dotted key), got {item!r}")
+        node = doc
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise SystemExit(f"--set {item}: {part!r} is not a mapping in {args.experiment}")
+        node[leaf] = yaml.safe_load(value)
     if start != "scratch":
         doc["fidelity"]["init"] = {"parent": "train", "arch": args.parent_arch,
                                    "epochs": args.parent_epochs}
@@ -95,6 +106,11 @@ def _fmt(v: Any) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--experiment", default=str(ROOT / "experiments" / "quickstart.yaml"),
+                    help="the experiment whose space, data and fidelity are measured")
+    ap.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="override a key of the experiment (dotted, YAML value), e.g. "
+                         "--set fidelity.epochs=10 --set data.synthetic.images=400; repeatable")
     ap.add_argument("--archs", type=int, default=12)
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--long-epochs", type=int, default=None, help="default: 3x the quickstart's")

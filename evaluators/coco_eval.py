@@ -123,9 +123,12 @@ def to_coco_results(
             kpts[..., 0] = (kpts[..., 0] - px) / scale
             kpts[..., 1] = (kpts[..., 1] - py) / scale
         for d in range(len(scores)):
+            category = label_to_cat.get(int(labels[d]))
+            if category is None:  # a class the data set does not have: nothing to score
+                continue
             rec: dict[str, Any] = {
                 "image_id": image_id,
-                "category_id": int(label_to_cat[int(labels[d])]),
+                "category_id": int(category),
                 "bbox": [
                     round(float(boxes[d, 0]), 3),
                     round(float(boxes[d, 1]), 3),

@@ -5,7 +5,11 @@ triangle, cross) on textured backgrounds, one to three per image. Category ids a
 (not contiguous) so that the id mapping is exercised.
 
 Pose: stick figures with the 17 COCO keypoints, one to three per image, seen from the front
-(the person's left is on the image's right, as in COCO). Every figure is left/right symmetric in
+(the person's left is on the image's right, as in COCO). With ``crowd=True``, two to six figures
+per image of widely varied size (a quarter to nine tenths of the image height), placed freely:
+nearer (larger) figures hide parts of farther ones, whose covered joints are labelled hidden
+(visibility 1), and a figure mostly hidden is not labelled. A harder set, so that a short
+training does not saturate and model capacity shows. Every figure is left/right symmetric in
 appearance, so a horizontal flip with the keypoint flip pairs gives a figure that is labelled the
 same way. Some joints are hidden behind an occluder (visibility 1), some ears are not labelled
 (visibility 0, x = y = 0) and joints outside the image are not labelled.
@@ -58,6 +62,7 @@ def make_synthetic(
     image_size: int = 128,
     seed: int = 0,
     val_fraction: float = 0.25,
+    crowd: bool = False,
 ) -> Path:
     """Write a synthetic COCO-format data set and return the path of its ``data.yaml``.
 
@@ -66,6 +71,8 @@ def make_synthetic(
     ``images`` is the total count; ``val_fraction`` of them (at least one) go to val. The
     longest side of every image is ``image_size``. The same arguments give the same files; if
     ``out_dir`` already holds a data set made with the same arguments it is reused as is.
+    ``crowd``: a harder set, objects of widely varied size overlapping (pose: two to six
+    figures; detection: three to nine shapes whose colour no longer tells the class).
     """
     if task not in ("detection", "pose"):
         raise ValueError(f"task: expected 'detection' or 'pose', got {task!r}")
@@ -84,6 +91,8 @@ def make_synthetic(
         "seed": seed,
         "val_fraction": val_fraction,
     }
+    if crowd:  # absent when off: sets made before the option existed are still reused
+        params["crowd"] = True
     marker = out / "synth.json"
     yaml_path = out / "data.yaml"
     if marker.exists() and yaml_path.exists():
@@ -111,8 +120,10 @@ def make_synthetic(
         }
         for _ in range(count):
             w, h = _image_shape(rng, image_size, task)
-            draw_fn = _draw_detection if task == "detection" else _draw_pose
-            image, anns = draw_fn(rng, w, h)
+            if task == "detection":
+                image, anns = (_draw_shape_crowd if crowd else _draw_detection)(rng, w, h)
+            else:
+                image, anns = (_draw_crowd if crowd else _draw_pose)(rng, w, h)
             file_name = f"{image_id:06d}.jpg"
             image.save(img_dir / file_name, quality=92)
             coco["images"].append(
@@ -261,6 +272,43 @@ def _draw_detection(rng: np.random.Generator, w: int, h: int) -> tuple[Image.Ima
     return image, anns
 
 
+def _draw_shape_crowd(rng: np.random.Generator, w: int, h: int) -> tuple[Image.Image, list]:
+    """Three to nine shapes of log-uniform size, overlapping, in random colours: the class is
+    told by form alone; a shape with under 30% of its pixels in sight is not labelled."""
+    image = _background(rng, w, h)
+    draw = ImageDraw.Draw(image)
+    n = int(rng.integers(3, 10))
+    radii = np.sort(np.exp(rng.uniform(math.log(0.04), math.log(0.22), size=n)))[::-1]
+    shapes: list[dict[str, Any]] = []
+    for r in radii * min(w, h):  # large first: smaller shapes lie on top of larger ones
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        cid, kind, _ = SHAPE_CLASSES[int(rng.integers(0, len(SHAPE_CLASSES)))]
+        fill = tuple(int(c) for c in rng.integers(20, 236, size=3))
+        mask = Image.new("L", (w, h), 0)
+        mdraw = ImageDraw.Draw(mask)
+        if kind == "disk":
+            box = [cx - r, cy - r, cx + r, cy + r]
+            draw.ellipse(box, fill=fill)
+            mdraw.ellipse(box, fill=255)
+        else:
+            poly = _shape_polygon(kind, cx, cy, r, rng.uniform(-0.6, 0.6))
+            draw.polygon(poly, fill=fill)
+            mdraw.polygon(poly, fill=255)
+        cover = np.asarray(mask) > 0
+        for shape in shapes:
+            shape["visible"] &= ~cover
+        shapes.append({"cid": cid, "mask": mask, "visible": cover.copy(), "full": cover.sum()})
+    anns = []
+    for shape in shapes:
+        got = _mask_box(shape["mask"])
+        if got is None or shape["visible"].sum() < 0.3 * shape["full"]:
+            continue
+        bbox, area = got
+        anns.append({"category_id": shape["cid"], "bbox": bbox, "area": area,
+                     "segmentation": []})
+    return image, anns
+
+
 def _skeleton(rng: np.random.Generator, cx: float, top: float, height: float) -> np.ndarray:
     """17 joint positions [17, 2] of a standing figure facing the camera."""
     u = height
@@ -376,6 +424,51 @@ def _draw_pose(rng: np.random.Generator, w: int, h: int) -> tuple[Image.Image, l
                 "segmentation": [],
             }
         )
+    return image, anns
+
+
+def _draw_crowd(rng: np.random.Generator, w: int, h: int) -> tuple[Image.Image, list]:
+    """Two to six figures of log-uniform size placed freely, farther (smaller) ones first."""
+    image = _background(rng, w, h)
+    draw = ImageDraw.Draw(image)
+    n = int(rng.integers(2, 7))
+    sizes = np.sort(np.exp(rng.uniform(math.log(0.25), math.log(0.9), size=n))) * h
+    figures: list[dict[str, Any]] = []
+    for u in sizes:
+        cx = rng.uniform(0.08, 0.92) * w
+        top = rng.uniform(-0.04 * u, max(-0.04 * u, h - 0.98 * u))
+        pts = _skeleton(rng, cx, top, float(u))
+        colour = _jitter(rng, (rng.integers(30, 226), rng.integers(30, 226), 200), 40)
+        joint = (250, 250, 250) if sum(colour) < 380 else (15, 15, 15)
+        _draw_figure(draw, pts, float(u), colour, joint, (20, 20, 20))
+        mask = Image.new("L", (w, h), 0)
+        _draw_figure(ImageDraw.Draw(mask), pts, float(u), 255, 255, 255)
+        cover = np.asarray(mask) > 0
+        for fig in figures:  # this nearer figure hides parts of the ones drawn before it
+            fig["visible"] &= ~cover
+            xy = np.clip(np.round(fig["pts"]).astype(int), 0, [w - 1, h - 1])
+            hidden = cover[xy[:, 1], xy[:, 0]] & (fig["vis"] == 2)
+            fig["vis"][hidden] = 1
+        vis = np.full(17, 2, dtype=np.int64)
+        if rng.random() < 0.3:  # unlabelled ears, as often in COCO
+            vis[3:5] = 0
+        figures.append({"pts": pts, "vis": vis, "mask": mask, "visible": cover.copy()})
+    anns = []
+    for fig in figures:
+        pts, vis = fig["pts"], fig["vis"]
+        outside = (pts[:, 0] < 0) | (pts[:, 0] >= w) | (pts[:, 1] < 0) | (pts[:, 1] >= h)
+        vis[outside] = 0
+        got = _mask_box(fig["mask"])
+        full = float((np.asarray(fig["mask"]) > 0).sum())
+        # Mostly hidden (under 30% of its pixels in sight) or no labelled joint: left out.
+        if got is None or fig["visible"].sum() < 0.3 * full or (vis == 2).sum() == 0:
+            continue
+        bbox, area = got
+        kpts = []
+        for (x, y), v in zip(pts, vis, strict=True):
+            kpts += [round(float(x), 2), round(float(y), 2), int(v)] if v else [0, 0, 0]
+        anns.append({"category_id": 1, "bbox": bbox, "area": area, "keypoints": kpts,
+                     "num_keypoints": int((vis > 0).sum()), "segmentation": []})  # fmt: skip
     return image, anns
 
 

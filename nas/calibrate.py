@@ -234,7 +234,7 @@ def _prepare_data(exp: Experiment, out: Path) -> str:
 
         syn = exp.data.synthetic
         return str(make_synthetic(out.resolve() / "data" / "synthetic", exp.task,
-                                  images=syn.images, image_size=syn.image_size, seed=syn.seed))
+                                  **dataclasses.asdict(syn)))
     path = Path(exp.data.path or "")
     if not path.exists():
         raise CalibrationError(f"data.path: {path} does not exist")

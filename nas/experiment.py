@@ -70,6 +70,8 @@ class SyntheticData:
     images: int = 16  # train + val images
     image_size: int = 64
     seed: int = 0
+    val_fraction: float = 0.25  # of the images, in the val split
+    crowd: bool = False  # pose: 2-6 overlapping figures of varied size per image
 
 
 @dataclass
@@ -445,6 +447,9 @@ def _check(exp: Experiment, src: str) -> None:
     if d.synthetic is not None:
         _positive(fail, "data.synthetic.images", d.synthetic.images, minimum=4)
         _size(fail, "data.synthetic.image_size", d.synthetic.image_size)
+        if not 0.0 < d.synthetic.val_fraction < 1.0:
+            fail("data.synthetic.val_fraction",
+                 f"expected a number in (0, 1), got {d.synthetic.val_fraction}")
     f = exp.fidelity
     _positive(fail, "fidelity.epochs", f.epochs)
     _size(fail, "fidelity.image_size", f.image_size)

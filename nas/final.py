@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -62,8 +63,7 @@ def run_data(run_dir: Path, exp: Any) -> Path:
         from evaluators.synth import make_synthetic
 
         syn = exp.data.synthetic
-        path = make_synthetic(folder, exp.task, images=syn.images, image_size=syn.image_size,
-                              seed=syn.seed)  # fmt: skip
+        path = make_synthetic(folder, exp.task, **dataclasses.asdict(syn))
     return path
 
 

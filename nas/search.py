@@ -271,7 +271,7 @@ class _Session:
 
             syn = exp.data.synthetic
             path = make_synthetic(self.rd.data_dir.resolve() / "synthetic", exp.task,
-                                  images=syn.images, image_size=syn.image_size, seed=syn.seed)
+                                  **dataclasses.asdict(syn))
             return str(path)
         path = Path(exp.data.path or "")
         if not path.exists() and not self.address:

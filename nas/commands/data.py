@@ -44,6 +44,8 @@ def register(subparsers: Any) -> None:
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.add_argument("--val-fraction", type=float, default=0.25, metavar="F",
                        help="share of images in the val split (default 0.25)")
+    synth.add_argument("--crowd", action="store_true",
+                       help="pose: 2-6 overlapping figures of varied size per image (harder)")
     synth.add_argument("--json", action="store_true", help="print one JSON object")
     synth.set_defaults(func=run_synth)
     check = sub.add_parser(
@@ -79,7 +81,7 @@ def run_synth(args: argparse.Namespace) -> int:
     try:
         path = make_synthetic(
             args.out_dir, args.task, images=args.images, image_size=args.image_size,
-            seed=args.seed, val_fraction=args.val_fraction,
+            seed=args.seed, val_fraction=args.val_fraction, crowd=args.crowd,
         )  # fmt: skip
     except ValueError as exc:
         raise CliError(f"--{str(exc).split(':')[0].replace('_', '-')}: "
@@ -95,6 +97,7 @@ def run_synth(args: argparse.Namespace) -> int:
         "val_images": n_val,
         "image_size": args.image_size,
         "seed": args.seed,
+        "crowd": args.crowd,
     }
     if args.json:
         print_json(info)

@@ -177,3 +177,16 @@ def test_letterbox_round_trip_scores_ap_one(task: str, det_data: Path, pose_data
         t["pad"] = torch.zeros(2, dtype=torch.float64)
     wrong = to_coco_results(preds, targets, ds.label_to_cat)
     assert evaluate(ds.coco, wrong, "bbox")["ap"] < 0.5
+
+
+def test_detections_of_classes_the_data_lacks_are_left_out(det_data: Path) -> None:
+    """An 80-class model on the 4-category synthetic set: a detection labelled 23 (no category)
+    is dropped from the results instead of failing the whole evaluation with a KeyError."""
+    cfg = load_data_config(det_data, "detection")
+    ds = CocoDataset(cfg.val_images, cfg.val_annotations, "detection", 96)
+    _, t = ds[0]
+    n = len(t["boxes"])
+    pred = {"boxes": torch.cat([t["boxes"], t["boxes"][:1]]),
+            "scores": torch.ones(n + 1), "labels": torch.cat([t["labels"], torch.tensor([23])])}
+    results = to_coco_results([pred], [t], ds.label_to_cat)
+    assert len(results) == n and {r["category_id"] for r in results} <= {1, 3, 5, 7}

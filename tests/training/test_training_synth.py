@@ -113,9 +113,44 @@ def test_same_seed_same_files_other_seed_differs(tmp_path: Path) -> None:
         ({"images": 1}, "images"),
         ({"image_size": 16}, "image_size"),
         ({"val_fraction": 1.5}, "val_fraction"),
+        ({"crowd": True}, "crowd: only for task 'pose'"),
     ],
 )
 def test_bad_arguments(tmp_path: Path, kwargs: dict, match: str) -> None:
     args = {"task": "detection", "images": 4, "image_size": 64, **kwargs}
     with pytest.raises(ValueError, match=match):
         make_synthetic(tmp_path, **args)
+
+
+def test_crowd_overlapping_figures_of_varied_size(tmp_path: Path) -> None:
+    """crowd=True: 2-6 figures per image, sizes from a quarter of the image up, joints hidden by
+    a nearer figure labelled visibility 1; the default layout's files are untouched by it."""
+    plain = make_synthetic(tmp_path / "plain", "pose", 24, 96, seed=0)
+    crowd = make_synthetic(tmp_path / "crowd", "pose", 24, 96, seed=0, crowd=True)
+    anns = [a for split in ("train", "val")
+            for a in _ann(crowd, "person_keypoints", split)["annotations"]]
+    images = {i["id"]: i for split in ("train", "val")
+              for i in _ann(crowd, "person_keypoints", split)["images"]}
+    per_image: dict[int, int] = {}
+    heights = []
+    for a in anns:
+        per_image[a["image_id"]] = per_image.get(a["image_id"], 0) + 1
+        heights.append(a["bbox"][3] / images[a["image_id"]]["height"])
+        kp = np.asarray(a["keypoints"]).reshape(17, 3)
+        assert a["num_keypoints"] == int((kp[:, 2] > 0).sum()) and (kp[:, 2] == 2).any()
+    assert max(per_image.values()) >= 4 and set(per_image.values()) <= set(range(1, 7))
+    assert min(heights) < 0.35 and max(heights) > 0.7  # small and large figures
+    # Boxes of one image overlap (a crowd), which the plain layout's slots avoid.
+    def overlaps(b1: list, b2: list) -> bool:
+        return (min(b1[0] + b1[2], b2[0] + b2[2]) > max(b1[0], b2[0])
+                and min(b1[1] + b1[3], b2[1] + b2[3]) > max(b1[1], b2[1]))
+    boxes: dict[int, list] = {}
+    for a in anns:
+        boxes.setdefault(a["image_id"], []).append(a["bbox"])
+    assert sum(overlaps(b[i], b[j]) for b in boxes.values()
+               for i in range(len(b)) for j in range(i)) >= 5
+    # The marker records the option; the plain set's marker has no crowd key (older sets reuse).
+    assert json.loads((crowd.parent / "synth.json").read_text())["crowd"] is True
+    assert "crowd" not in json.loads((plain.parent / "synth.json").read_text())
+    assert (crowd.parent / "images/train/000001.jpg").read_bytes() != (
+        plain.parent / "images/train/000001.jpg").read_bytes()
