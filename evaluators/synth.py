@@ -72,7 +72,7 @@ def make_synthetic(
     longest side of every image is ``image_size``. The same arguments give the same files; if
     ``out_dir`` already holds a data set made with the same arguments it is reused as is.
     ``crowd``: a harder set, objects of widely varied size overlapping (pose: two to six
-    figures; detection: three to nine shapes whose colour no longer tells the class).
+    figures; detection: two to six shapes whose colour no longer tells the class).
     """
     if task not in ("detection", "pose"):
         raise ValueError(f"task: expected 'detection' or 'pose', got {task!r}")
@@ -273,12 +273,12 @@ def _draw_detection(rng: np.random.Generator, w: int, h: int) -> tuple[Image.Ima
 
 
 def _draw_shape_crowd(rng: np.random.Generator, w: int, h: int) -> tuple[Image.Image, list]:
-    """Three to nine shapes of log-uniform size, overlapping, in random colours: the class is
+    """Two to six shapes of log-uniform size, overlapping, in random colours: the class is
     told by form alone; a shape with under 30% of its pixels in sight is not labelled."""
     image = _background(rng, w, h)
     draw = ImageDraw.Draw(image)
-    n = int(rng.integers(3, 10))
-    radii = np.sort(np.exp(rng.uniform(math.log(0.04), math.log(0.22), size=n)))[::-1]
+    n = int(rng.integers(2, 7))
+    radii = np.sort(np.exp(rng.uniform(math.log(0.06), math.log(0.22), size=n)))[::-1]
     shapes: list[dict[str, Any]] = []
     for r in radii * min(w, h):  # large first: smaller shapes lie on top of larger ones
         cx, cy = rng.uniform(0, w), rng.uniform(0, h)

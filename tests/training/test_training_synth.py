@@ -113,7 +113,6 @@ def test_same_seed_same_files_other_seed_differs(tmp_path: Path) -> None:
         ({"images": 1}, "images"),
         ({"image_size": 16}, "image_size"),
         ({"val_fraction": 1.5}, "val_fraction"),
-        ({"crowd": True}, "crowd: only for task 'pose'"),
     ],
 )
 def test_bad_arguments(tmp_path: Path, kwargs: dict, match: str) -> None:
@@ -154,3 +153,24 @@ def test_crowd_overlapping_figures_of_varied_size(tmp_path: Path) -> None:
     assert "crowd" not in json.loads((plain.parent / "synth.json").read_text())
     assert (crowd.parent / "images/train/000001.jpg").read_bytes() != (
         plain.parent / "images/train/000001.jpg").read_bytes()
+
+
+def test_crowd_shapes_overlap_and_colour_does_not_tell_the_class(tmp_path: Path) -> None:
+    """Detection crowd: 2-6 shapes per image of varied size; the plain set's colours are fixed
+    per class, the crowd's are not (the class must be told by form)."""
+    data = make_synthetic(tmp_path / "d", "detection", 16, 96, seed=0, crowd=True)
+    cfg = load_data_config(data, "detection")
+    train = _ann(data, "instances", "train")
+    per_image: dict[int, int] = {}
+    colours: dict[int, set] = {}
+    for a in train["annotations"]:
+        per_image[a["image_id"]] = per_image.get(a["image_id"], 0) + 1
+        image = next(i for i in train["images"] if i["id"] == a["image_id"])
+        x, y, w, h = (int(round(v)) for v in a["bbox"])
+        with Image.open(cfg.train_images / image["file_name"]) as im:
+            px = np.asarray(im.convert("RGB"))[y + h // 2, x + w // 2]
+        colours.setdefault(a["category_id"], set()).add(tuple(int(c) // 64 for c in px))
+    assert max(per_image.values()) >= 4 and set(per_image.values()) <= set(range(1, 7))
+    assert max(len(c) for c in colours.values()) >= 4  # one class, many colours
+    sizes = [a["bbox"][2] for a in train["annotations"]]
+    assert min(sizes) < 15 and max(sizes) > 30
