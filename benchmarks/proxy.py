@@ -1,18 +1,19 @@
 """Proxy benchmark: how far the quickstart's short training can be trusted.
 
-For the quickstart space (experiments/quickstart.yaml) it trains ``--archs`` architectures (the
-four scaled released models first, then random samples) with ``--seeds`` seeds at the
-quickstart fidelity (30 epochs) and ``--long-seeds`` seeds at ``--long-epochs`` (default 3x, 90),
+For the quickstart space (experiments/quickstart.yaml, or ``--experiment FILE`` with ``--set
+KEY=VALUE`` overrides) it trains ``--archs`` architectures (the scaled released models first,
+then random samples) with ``--seeds`` seeds at the experiment's fidelity and ``--long-seeds``
+seeds at ``--long-epochs`` (default 3x the experiment's epochs),
 with `nas.calibrate.run_calibration` (the search's own trainable, as Ray tasks), and prints per
 fidelity the seed sd of AP, the mean AP and the training wall time, then Kendall tau / Spearman
 between short and long AP and the fraction of pairs the short run orders right.
 
 Resumable: every training result is kept under ``benchmarks/out/proxy/jobs/`` (git-ignored);
-run it again after an interruption and it continues. It is CPU heavy (about 40 min of two cores
-at the defaults); run it in the background, e.g.
+run it again after an interruption and it continues. It is CPU heavy (the quickstart: about 25
+min of two cores at the defaults); run it in the background, e.g.
 
     nohup nice -n 10 .venv/bin/python benchmarks/proxy.py > benchmarks/out/proxy.log 2>&1 &
-    .venv/bin/python benchmarks/proxy.py [--archs 12] [--seeds 2] [--long-epochs 90]
+    .venv/bin/python benchmarks/proxy.py [--archs 12] [--seeds 2] [--long-epochs 15]
         [--long-seeds 2] [--out benchmarks/out/proxy] [--json OUT]
 
 ``--start scratch,inherit,distill`` also scores the short runs warm-started (`nas.parent`):
@@ -54,6 +55,11 @@ def experiment_for(start: str, args: argparse.Namespace) -> dict[str, Any]:
                 raise SystemExit(f"--set {item}: {part!r} is not a mapping in {args.experiment}")
         node[leaf] = yaml.safe_load(value)
     if start != "scratch":
+        if args.parent_arch is None:  # the largest released model of the experiment's space
+            from nas.experiment import load_experiment
+
+            names = list(load_experiment(doc).space_object().reference_points())
+            args.parent_arch = names[-1]
         doc["fidelity"]["init"] = {"parent": "train", "arch": args.parent_arch,
                                    "epochs": args.parent_epochs}
     if start == "distill":
@@ -121,8 +127,9 @@ def main() -> None:
                     help="train nothing: the table of the trainings finished so far")
     ap.add_argument("--start", default="scratch",
                     help="comma-separated: scratch, inherit, distill (default: scratch)")
-    ap.add_argument("--parent-arch", default="yolo_nas_pose_l",
-                    help="the parent: a reference point of the quickstart space")
+    ap.add_argument("--parent-arch", default=None,
+                    help="the parent: a reference point of the experiment's space (default: "
+                         "its last, the largest released model)")
     ap.add_argument("--parent-epochs", type=int, default=60)
     ap.add_argument("--distill-weight", type=float, default=1.0)
     args = ap.parse_args()
