@@ -391,4 +391,5 @@ class YoloNasSpace(SearchSpace):
         }
 
 
-__all__ = ["ENCODINGS", "YoloNasSpace", "is_legacy", *dims.__all__]  # the building blocks are re-exported
+# the building blocks are re-exported
+__all__ = ["ENCODINGS", "YoloNasSpace", "is_legacy", *dims.__all__]
