@@ -41,7 +41,7 @@ FORMAT = "opennac-experiment/2"
 OLD_FORMATS = ("opennac-experiment/1",)
 TASKS = ("detection", "pose")
 SAMPLERS = ("nsga2", "tpe", "gp", "random")
-SCHEDULERS = ("asha", "none")
+SCHEDULERS = ("asha", "pareto_asha", "none")
 # The name of the one target of the single ``latency:`` form (its columns carry no suffix).
 DEFAULT_TARGET = "default"
 # Default CV threshold of a latency measurement per device (latency.cv_threshold: null).
@@ -177,7 +177,9 @@ class SamplerSection:
 
 @dataclass
 class SchedulerSection:
-    """``scheduler:`` ``asha`` stops weak candidates early; ``none`` trains every one fully."""
+    """``scheduler:`` ``asha`` stops candidates weak on AP early; ``pareto_asha`` stops those
+    on a poor Pareto front of the objectives at each rung (`nas.schedulers`); ``none`` trains
+    every one fully."""
 
     type: str = "none"
     grace: int = 1  # epochs before the first cut

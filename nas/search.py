@@ -32,6 +32,7 @@ import os
 import shutil
 import signal
 import socket
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -177,7 +178,7 @@ class _Session:
         """Everything before Ray: a user error here leaves no trace in the run directory
         beyond what was there (a fresh one is removed by `run_search`)."""
         from nas.progress import Progress
-        from nas.searcher import RecordingASHA, StudySearcher, make_sampler
+        from nas.searcher import StudySearcher, make_sampler
 
         exp = self.exp
         self.t0 = time.monotonic()
@@ -199,6 +200,12 @@ class _Session:
             except ParentError as exc:
                 raise SearchError(str(exc)) from None
         self.study = self._open_study(sampler)
+        from nas.encoding import space_for_study
+
+        self.space, note = space_for_study(self.space, self.study, self.rd.path)
+        if note:
+            self.notes.append(note)
+            print(f"note: {note}", file=sys.stderr)
         deadline = None
         if exp.budget.wall_time_s is not None:
             deadline = self.t0 + exp.budget.wall_time_s - elapsed_before
@@ -219,15 +226,9 @@ class _Session:
         )
         self.progress.start(str(self.rd.path), self.session, len(finished),
                             sum(t.user_attrs.get("status") == "FAIL" for t in finished))
-        self.scheduler = None
-        if exp.scheduler.type == "asha":
-            self.scheduler = RecordingASHA(
-                stopped, time_attr="epoch", metric="ap", mode="max",
-                grace_period=exp.scheduler.grace,
-                max_t=exp.scheduler.max_t or exp.fidelity.epochs,
-                reduction_factor=exp.scheduler.reduction,
-                stop_last_trials=False,  # a trial at its last epoch finishes and reports
-            )
+        from nas.schedulers import make_scheduler
+
+        self.scheduler = make_scheduler(exp, stopped)
 
     def _open_study(self, sampler: Any) -> Any:
         import optuna

@@ -11,11 +11,13 @@ study. `StudySearcher` fixes these:
   plus ``status``, ``arch_id``, ``session``, ``reference``, ``reused_from``, ``constraints``);
 - a trial stopped early by the scheduler is told PRUNED with its fidelity recorded (never
   COMPLETE at full fidelity); a trial that failed is told FAIL with its reason;
-- a constraint violator is told COMPLETE with its constraint values set on the trial
-  (``Trial.set_constraint``, which Optuna 5's samplers read in place of the deprecated
-  ``constraints_func``; also in the user attribute ``constraints``), so infeasible regions
-  are learnt; its objective values are placeholders (see `_placeholder_values`) and its status
-  INFEASIBLE keeps it out of every front;
+- constraints reach the sampler only through Optuna's constraint mechanism: every evaluated
+  trial's values ``c_* = value - limit`` are set on it (``Trial.set_constraint``, which Optuna
+  5's samplers read in place of the deprecated ``constraints_func``; also in the user attribute
+  ``constraints``). A violator (INFEASIBLE, never trained, so it has no AP) is told PRUNED with
+  no objective values: no placeholder a sampler could fit. TPE ranks it with the infeasible
+  trials by its violation (it reads constraints of PRUNED trials too); NSGA-II and GP, which
+  model COMPLETE trials only, leave it out (docs/search.md, "Constraints");
 - an architecture already evaluated in the run (same arch_id) is not trained again: the new
   trial is told at once with a copy of the earlier result (``reused_from``); a duplicate of an
   architecture still being evaluated waits for that evaluation;
@@ -37,17 +39,17 @@ from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
-from ray.tune.schedulers import AsyncHyperBandScheduler
 from ray.tune.search import Searcher
 
 from nas.faults import KillingTrial, die, faults_from_env
 from nas.objectives import constraint_column, constraint_columns
 from nas.rundir import ROW_ATTR, column_kind, trial_row
+from nas.schedulers import RecordingASHA  # noqa: F401  (re-exported: its old home)
 
 # Optuna state per trials-table status.
 _STATE = {
     "COMPLETE": TrialState.COMPLETE,
-    "INFEASIBLE": TrialState.COMPLETE,
+    "INFEASIBLE": TrialState.PRUNED,  # never trained: no objective values (module docstring)
     "STOPPED": TrialState.PRUNED,
     "FAIL": TrialState.FAIL,
 }
@@ -80,20 +82,6 @@ def make_sampler(kind: str, seed: int, population: int) -> Any:
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     raise ValueError(f"sampler.type: unknown sampler {kind!r}")
-
-
-class RecordingASHA(AsyncHyperBandScheduler):
-    """ASHA that remembers which trials it stopped (so the searcher can tell them PRUNED)."""
-
-    def __init__(self, stopped: set[str], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.stopped = stopped
-
-    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-        action = super().on_trial_result(tune_controller, trial, result)
-        if action == self.STOP:
-            self.stopped.add(trial.trial_id)
-        return action
 
 
 class StudySearcher(Searcher):
@@ -289,8 +277,6 @@ class StudySearcher(Searcher):
                 record["error"] = f"objective values missing or not finite: {missing or values}"
                 status = record["status"] = "FAIL"
                 state, values = TrialState.FAIL, None
-        elif status == "INFEASIBLE":
-            values = self._placeholder_values(record)
         constraints = self._constraints(record)
         if constraints:
             trial.set_user_attr("constraints", list(constraints.values()))
@@ -334,22 +320,6 @@ class StudySearcher(Searcher):
             record[f"param_{key}"] = value
         trial.set_user_attr("reused_from", source)
         self._tell(number, status, record)
-
-    def _placeholder_values(self, record: dict[str, Any]) -> list[float]:
-        """Objective values for an infeasible (never trained) trial. The sampler ranks it by
-        its constraint values; these only need to be finite: accuracy 0, costs as known, or
-        the limit (or 1e6) when unknown."""
-        out = []
-        for key, direction in self.objectives.items():
-            value = record.get(key)
-            if direction == "max":
-                out.append(0.0)
-            elif value is not None and math.isfinite(float(value)):
-                out.append(float(value))
-            else:
-                limit = self.limits.get(f"max_{key}")
-                out.append(float(limit) if limit else 1e6)
-        return out
 
     def _constraints(self, record: dict[str, Any]) -> dict[str, float]:
         """``{c_*: value - limit}`` of the configured constraints for an evaluated trial (a value

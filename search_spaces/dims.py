@@ -78,7 +78,8 @@ DEPTHS: dict[str, tuple[int, int]] = {
     "down2": (1, 4),
 }
 
-# Hidden channel choices per tier and position; they include every released value.
+# Hidden channel choices per tier and position (increasing: ``<pos>_hidden_idx`` indexes them);
+# they include every released value.
 HIDDEN: dict[str, dict[str, tuple[int, ...]]] = {
     "n": {
         "stage1": (16, 24, 32, 48),
@@ -164,7 +165,8 @@ def scale_choices(choices: Iterable[int], width_scale: float) -> tuple[int, ...]
 class Dim:
     """One search parameter: an integer range or a list of categorical choices.
 
-    ``tier`` set means the parameter exists only when the trial's tier is that tier.
+    Every trial suggests every dimension (no conditional parameters: a sampler that models the
+    intersection search space, NSGA-II or GP, then models all of them).
     """
 
     name: str
@@ -172,7 +174,6 @@ class Dim:
     choices: tuple[Any, ...] = ()  # categorical
     low: int = 0  # int
     high: int = 0  # int
-    tier: str | None = None
 
     def values(self) -> tuple[Any, ...]:
         if self.kind == "int":
@@ -202,17 +203,15 @@ class Dim:
             d.update(low=self.low, high=self.high)
         else:
             d["choices"] = list(self.choices)
-        if self.tier is not None:
-            d["when"] = {"tier": self.tier}
         return d
 
 
-def int_dim(name: str, low: int, high: int, tier: str | None = None) -> Dim:
-    return Dim(name, "int", low=low, high=high, tier=tier)
+def int_dim(name: str, low: int, high: int) -> Dim:
+    return Dim(name, "int", low=low, high=high)
 
 
-def cat_dim(name: str, choices: Sequence[Any], tier: str | None = None) -> Dim:
-    return Dim(name, "categorical", choices=tuple(choices), tier=tier)
+def cat_dim(name: str, choices: Sequence[Any]) -> Dim:
+    return Dim(name, "categorical", choices=tuple(choices))
 
 
 # -- override checks --------------------------------------------------------------------------

@@ -190,7 +190,7 @@ class ReplayTrial(_TrialBase):
         raise self._missing(name)
 
     def unused(self) -> list[str]:
-        """Names given but not suggested (e.g. a hidden-channel choice of another tier)."""
+        """Names given but not suggested (e.g. a parameter of another space)."""
         return [k for k in self._given if k not in self.params]
 
 

@@ -6,10 +6,16 @@ Dimensions, in the order a trial suggests them:
   by the released S, M and L models (stem 48, stages 96/192/384/768, SPP 768, neck
   192/96/192/384); ``n`` = the narrower Pose-N widths (32, 64/128/256/512, 512, 128/64/128/256).
 - for each CSP position (backbone ``stage1..stage4``, neck ``up1, up2, down1, down2``):
-  ``<pos>_kind`` (``qsp`` | ``qci``), ``<pos>_depth`` (bottlenecks), and
-  ``<pos>_hidden_t_<tier>`` (hidden channels; the choices depend on the tier, so each tier has its
-  own parameter and an Optuna distribution never changes under a name).
+  ``<pos>_kind`` (``qsp`` | ``qci``), ``<pos>_depth`` (bottlenecks), and ``<pos>_hidden_idx``
+  (hidden channels as an index into the tier's increasing choices, `HIDDEN`: the same integer
+  parameter in every trial whatever its tier, so a sampler that models the intersection search
+  space, NSGA-II or GP, models it; see `hidden_channels`).
 - ``head_width``: the head's width multiplier (0.33, 0.5, 0.75, 1.0).
+
+Every trial suggests every parameter (no conditional names). Runs made before this encoding
+stored ``<pos>_hidden_t_<tier>`` (channels, one name per tier): `YoloNasSpace.replay` reads
+those too (`is_legacy`), and ``space.with_encoding("tier")`` samples that way (an old study
+resumed, `nas.search`).
 
 Every released model is an exact point (`reference_points`). Overrides (``get_space(name,
 **overrides)``): ``width_scale``, ``num_classes``, ``tiers``, ``max_depth``, ``fixed``; see
@@ -27,9 +33,11 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -59,7 +67,16 @@ from search_spaces.dims import (
     scale_spec,
 )
 from search_spaces.registry import register_space
-from search_spaces.trials import TrialValueError
+from search_spaces.trials import TrialValueError, match_choice
+
+ENCODINGS = ("index", "tier")
+LEGACY_HIDDEN = re.compile(r"(?P<pos>\w+?)_hidden_t_(?P<tier>\w+)")
+
+
+def is_legacy(params: Mapping[str, Any]) -> bool:
+    """True when ``params`` use the old per-tier names ``<pos>_hidden_t_<tier>``."""
+    return any(LEGACY_HIDDEN.fullmatch(str(k)) for k in params)
+
 
 # -- the space --------------------------------------------------------------------------------
 
@@ -77,7 +94,8 @@ class YoloNasSpace(SearchSpace):
     - ``tiers`` (list from ``["n", "sml"]``): keep only these tiers.
     - ``max_depth`` (int >= 1): cap every CSP position's depth range at this value.
     - ``fixed`` (mapping param -> value): pin parameters to one value (still suggested, with a
-      single choice, so trial params stay complete).
+      single choice, so trial params stay complete). An old ``<pos>_hidden_t_<tier>: channels``
+      is read as the matching ``<pos>_hidden_idx`` when ``tier`` is the space's only tier.
 
     An override given as None means its default. ``space.overrides`` holds the validated values.
 
@@ -111,17 +129,24 @@ class YoloNasSpace(SearchSpace):
         max_depth = overrides.get("max_depth")
         if max_depth is not None:
             max_depth = _check_int(self.name, "max_depth", max_depth, 1)
+        self.encoding = "index"  # or "tier": the names of runs made before (`with_encoding`)
+        # hidden channel choices per tier and position: scaled, duplicates merged, increasing
+        self.hidden: dict[str, dict[str, tuple[int, ...]]] = {
+            t: {pos: scale_choices(HIDDEN[t][pos], self.width_scale) for pos in POSITIONS}
+            for t in tiers
+        }
         self.dims: dict[str, Dim] = {d.name: d for d in self._all_dims(tiers, max_depth)}
-        self._apply_fixed(overrides.get("fixed") or {})
+        fixed = self._legacy_fixed(overrides.get("fixed") or {}, tiers)
+        self._apply_fixed(fixed)
         kept = self.dims["tier"].choices  # `fixed: {tier: ...}` may have narrowed the tiers
-        self.dims = {k: d for k, d in self.dims.items() if d.tier is None or d.tier in kept}
         self.widths = {t: w for t, w in self.widths.items() if t in kept}
+        self.hidden = {t: h for t, h in self.hidden.items() if t in kept}
         self.overrides = {
             "width_scale": self.width_scale,
             **self._task_overrides(),
             "tiers": list(tiers),
             "max_depth": max_depth,
-            "fixed": {k: self.dims[k].values()[0] for k in overrides.get("fixed") or {}},
+            "fixed": {k: self.dims[k].values()[0] for k in fixed},
         }
         self.tiers: tuple[str, ...] = tuple(self.dims["tier"].choices)
 
@@ -162,11 +187,38 @@ class YoloNasSpace(SearchSpace):
                 low, high = min(low, max_depth), min(high, max_depth)
             dims.append(cat_dim(f"{pos}_kind", KINDS))
             dims.append(int_dim(f"{pos}_depth", low, high))
-            for t in tiers:
-                choices = scale_choices(HIDDEN[t][pos], self.width_scale)
-                dims.append(cat_dim(f"{pos}_hidden_t_{t}", choices, tier=t))
+            most = max(len(self.hidden[t][pos]) for t in tiers)
+            dims.append(int_dim(f"{pos}_hidden_idx", 0, most - 1))
         dims.extend(self._head_dims())
         return dims
+
+    def _legacy_fixed(self, fixed: Any, tiers: Sequence[str]) -> Any:
+        """``fixed`` with old ``<pos>_hidden_t_<tier>: channels`` keys read as
+        ``<pos>_hidden_idx`` (only when that tier is the space's one tier: with two tiers an
+        index pins both)."""
+        if not isinstance(fixed, Mapping):
+            return fixed
+        out: dict[str, Any] = {}
+        for key, value in fixed.items():
+            m = LEGACY_HIDDEN.fullmatch(str(key))
+            if m is None or m["pos"] not in POSITIONS:
+                out[key] = value
+                continue
+            pos, tier = m["pos"], m["tier"]
+            only = fixed.get("tier", tiers[0] if len(tiers) == 1 else None)
+            if tier not in tiers or only != tier:
+                raise SpaceError(
+                    f"space {self.name}: override fixed.{key}: a per-tier name of the old "
+                    f"encoding, usable only when tier {tier!r} is the one tier; pin "
+                    f"{pos}_hidden_idx (an index into each tier's choices, see describe) "
+                    f"and tier instead"
+                )
+            try:
+                choice = match_choice(str(key), value, self.hidden[tier][pos])
+            except TrialValueError as exc:
+                raise SpaceError(f"space {self.name}: override fixed.{key}: {exc}") from None
+            out[f"{pos}_hidden_idx"] = self.hidden[tier][pos].index(choice)
+        return out
 
     def _apply_fixed(self, fixed: Any) -> None:
         if not isinstance(fixed, Mapping):
@@ -175,12 +227,6 @@ class YoloNasSpace(SearchSpace):
                 f"got {fixed!r}"
             )
         for key, value in fixed.items():
-            tier = str(key).rpartition("_t_")[2]
-            if key not in self.dims and tier in TIERS:
-                raise SpaceError(
-                    f"space {self.name}: override fixed.{key}: belongs to tier {tier!r}, which "
-                    f"is not in the space (tiers: {list(self.dims['tier'].choices)})"
-                )
             if key not in self.dims:
                 close = difflib.get_close_matches(str(key), list(self.dims), n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -193,13 +239,6 @@ class YoloNasSpace(SearchSpace):
                 self.dims[key] = dim.narrowed(value)
             except TrialValueError as exc:
                 raise SpaceError(f"space {self.name}: override fixed.{key}: {exc}") from None
-        for key in fixed:
-            tier = self.dims[key].tier
-            if tier is not None and tier not in self.dims["tier"].choices:
-                raise SpaceError(
-                    f"space {self.name}: override fixed.{key}: belongs to tier {tier!r}, which "
-                    f"is not in the space (tiers: {list(self.dims['tier'].choices)})"
-                )
 
     # -- the define-by-run function -----------------------------------------------------------
     def sample(self, trial: Any) -> ArchSpec:
@@ -211,11 +250,62 @@ class YoloNasSpace(SearchSpace):
         for pos, out in zip(POSITIONS, outs, strict=True):
             kind = self.dims[f"{pos}_kind"].suggest(trial)
             depth = self.dims[f"{pos}_depth"].suggest(trial)
-            hidden = self.dims[f"{pos}_hidden_t_{tier}"].suggest(trial)
+            hidden = self._suggest_hidden(trial, pos, tier)
             stages.append(StageSpec(out_channels=out, depth=depth, hidden=hidden, kind=kind))
         backbone = BackboneSpec(widths.stem, tuple(stages[:4]), widths.spp, SPP_KERNELS)
         neck = NeckSpec(*stages[4:])
         return self._make_arch(backbone, neck, self._sample_head(trial))
+
+    def _suggest_hidden(self, trial: Any, pos: str, tier: str) -> int:
+        if self.encoding == "tier":
+            return self._legacy_dim(pos, tier).suggest(trial)
+        return self.hidden_channels(tier, pos, self.dims[f"{pos}_hidden_idx"].suggest(trial))
+
+    def hidden_channels(self, tier: str, pos: str, index: int) -> int:
+        """Hidden channels of ``<pos>_hidden_idx = index`` in ``tier``: the index-th of the
+        tier's increasing choices, the last one for an index past a tier with fewer choices
+        (scaled choices that round to the same channels are merged)."""
+        choices = self.hidden[tier][pos]
+        return choices[min(index, len(choices) - 1)]
+
+    def _hidden_values(self, tier: str, pos: str) -> tuple[int, ...]:
+        """Distinct channels the (possibly pinned) index dimension reaches in ``tier``."""
+        out: list[int] = []
+        for i in self.dims[f"{pos}_hidden_idx"].values():
+            c = self.hidden_channels(tier, pos, i)
+            if c not in out:
+                out.append(c)
+        return tuple(out)
+
+    def _legacy_dim(self, pos: str, tier: str) -> Dim:
+        return cat_dim(f"{pos}_hidden_t_{tier}", self._hidden_values(tier, pos))
+
+    # -- encodings ------------------------------------------------------------------------------
+    def with_encoding(self, encoding: str) -> YoloNasSpace:
+        """This space sampling with ``encoding``: ``index`` (the default) or ``tier`` (the
+        ``<pos>_hidden_t_<tier>`` names of runs made before; same architectures, same ids)."""
+        if encoding not in ENCODINGS:
+            raise SpaceError(
+                f"space {self.name}: unknown encoding {encoding!r} (known: {', '.join(ENCODINGS)})"
+            )
+        other = copy.copy(self)
+        other.encoding = encoding
+        return other
+
+    def replay(self, params: Mapping[str, Any]) -> ArchSpec:
+        """As `SearchSpace.replay`; parameters of the old per-tier encoding replay too."""
+        if self.encoding != "tier" and isinstance(params, Mapping) and is_legacy(params):
+            return self.with_encoding("tier").replay(params)
+        return super().replay(params)
+
+    def encode(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` in this space's encoding (e.g. an old trial's, for `replay` or to
+        enqueue it in a new study); SpaceError when they are not a point of the space."""
+        spec = self.replay(params)
+        out = self.params_of(spec)
+        if out is None:  # pragma: no cover - replay of a point always has params
+            raise SpaceError(f"space {self.name}: cannot encode {dict(params)!r}")
+        return out
 
     # -- reference points, inverse, description -----------------------------------------------
     def params_of(self, spec: ArchSpec) -> dict[str, Any] | None:
@@ -231,7 +321,12 @@ class YoloNasSpace(SearchSpace):
         for pos, st in zip(POSITIONS, (*b.stages, n.up1, n.up2, n.down1, n.down2), strict=True):
             params[f"{pos}_kind"] = st.kind
             params[f"{pos}_depth"] = st.depth
-            params[f"{pos}_hidden_t_{tier}"] = st.hidden
+            if self.encoding == "tier":
+                params[f"{pos}_hidden_t_{tier}"] = st.hidden
+            elif st.hidden in self.hidden[tier][pos]:  # the first index that gives it
+                params[f"{pos}_hidden_idx"] = self.hidden[tier][pos].index(st.hidden)
+            else:
+                return None
         head = self._head_params(spec.head)
         if head is None:
             return None
@@ -252,20 +347,27 @@ class YoloNasSpace(SearchSpace):
         return points
 
     def param_names(self) -> list[str]:
-        """Every parameter name a trial may suggest (all tiers), in suggestion order."""
+        """Every parameter name of a trial, in suggestion order (every trial suggests all)."""
         return list(self.dims)
 
     def size_per_tier(self) -> dict[str, int]:
         """Number of distinct architectures (arch_ids) per tier."""
         sizes = {}
         for t in self.dims["tier"].choices:
-            active = [d for d in self.dims.values() if d.name != "tier" and d.tier in (None, t)]
-            sizes[t] = math.prod(len(d.values()) for d in active)
+            n = 1
+            for d in self.dims.values():
+                if d.name == "tier":
+                    continue
+                if d.name.endswith("_hidden_idx"):
+                    n *= len(self._hidden_values(t, d.name.removesuffix("_hidden_idx")))
+                else:
+                    n *= len(d.values())
+            sizes[t] = n
         return sizes
 
     def size(self) -> int:
-        """Number of distinct architectures in the space (exact; each parameter set gives a
-        different ArchSpec)."""
+        """Number of distinct architectures in the space (exact: hidden indices past a tier's
+        last choice repeat it, and are counted once)."""
         return sum(self.size_per_tier().values())
 
     def describe(self) -> dict[str, Any]:
@@ -281,13 +383,13 @@ class YoloNasSpace(SearchSpace):
             "size_per_tier": self.size_per_tier(),
             "num_parameters": len(self.dims),
             "dimensions": [d.to_dict() for d in self.dims.values()],
-            "conditional": {
-                "on": "tier",
-                "params": {t: [d.name for d in self.dims.values() if d.tier == t] for t in tiers},
+            "hidden_channels": {
+                t: {pos: list(self._hidden_values(t, pos)) for pos in POSITIONS} for t in tiers
             },
             "tiers": {t: dataclasses.asdict(self.widths[t]) for t in tiers},
             "reference_points": list(self.reference_points()),
         }
 
 
-__all__ = ["YoloNasSpace", *dims.__all__]  # the building blocks are re-exported
+# the building blocks are re-exported
+__all__ = ["ENCODINGS", "YoloNasSpace", "is_legacy", *dims.__all__]

@@ -8,7 +8,7 @@ POSITIONS = ("stage1", "stage2", "stage3", "stage4", "up1", "up2", "down1", "dow
 HIDDEN = {"stage1": 16, "stage2": 24, "stage3": 32, "stage4": 64,
           "up1": 24, "up2": 16, "down1": 24, "down2": 24}  # fmt: skip
 FIXED = {
-    **{f"{p}_hidden_t_n": HIDDEN[p] for p in POSITIONS},
+    **{f"{p}_hidden_t_n": HIDDEN[p] for p in POSITIONS},  # old names: read as <pos>_hidden_idx
     **{f"{p}_kind": "qsp" for p in POSITIONS},
     "head_width": 1.0,
 }

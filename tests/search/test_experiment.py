@@ -120,7 +120,8 @@ def test_shipped_experiments_load(name: str) -> None:
     assert find_experiment(f"{name}.yaml") == shipped_experiments()[name]
     if name.startswith("coco"):
         assert exp.latency.target == "NVIDIA T4" and exp.resources.gpu == 1
-        assert exp.variants.uses_references and exp.scheduler.type == "asha"
+        assert exp.variants.uses_references
+        assert exp.scheduler.type == "none"  # no AP-only ASHA until the benchmark shows a gain
         assert Path(exp.data.path).is_file()  # the data YAML shipped next to it
 
 

@@ -169,7 +169,8 @@ def test_stale_lock_of_a_dead_driver_is_taken_over(tmp_path: Path, tiny: Any) ->
     ({"latency": {"device": "cuda"}, "resources": {"gpu": 0.5}},
      "resources.gpu: latency.device is 'cuda'"),
     ({"sampler": {"type": "cmaes"}}, "sampler.type: expected one of nsga2, tpe, gp, random"),
-    ({"scheduler": {"type": "hyperband"}}, "scheduler.type: expected one of asha, none"),
+    ({"scheduler": {"type": "hyperband"}},
+     "scheduler.type: expected one of asha, pareto_asha, none"),
 ])
 def test_enums_and_gpu_share_checked_at_load(tiny: Any, changes: dict, message: str) -> None:
     with pytest.raises(ExperimentError, match="^.*" + message.replace("(", r"\(")):

@@ -123,9 +123,14 @@ def test_constraints_reach_the_sampler(space: Any) -> None:
     # the sampler's own record of constraints (what NSGA-II / TPE rank by)
     assert t0.constraints == {"c_params": 1_500_000.0}
     assert t1.constraints == {"c_params": -500_000.0}
-    assert t0.user_attrs["status"] == "INFEASIBLE" and t0.values[0] == 0.0
-    # Optuna's own front ignores the infeasible trial
+    # never trained: told PRUNED with no objective values (no placeholder a sampler could fit)
+    assert t0.user_attrs["status"] == "INFEASIBLE"
+    assert t0.state == TrialState.PRUNED and t0.values is None
     assert [t.number for t in study.best_trials] == [1]
+    # TPE still learns the infeasible region: it ranks a PRUNED trial by its violation
+    from optuna.samplers._tpe.sampler import _get_infeasible_trial_score
+
+    assert _get_infeasible_trial_score(t0) > 0 and _get_infeasible_trial_score(t1) == 0
 
 
 def test_repeated_architecture_is_not_run_again(space: Any) -> None:

@@ -1,4 +1,5 @@
-"""describe(): dimensions, conditions and an exact size, checked by enumerating narrowed spaces."""
+"""describe(): dimensions, hidden channels and an exact size, checked by enumerating narrowed
+spaces."""
 
 from __future__ import annotations
 
@@ -61,28 +62,22 @@ CASES = [
     # detection, both tiers: tier x stage2 kind x depth (1..2) x up1 hidden (4) x head width (4)
     (
         "yolo_nas",
-        {
-            "tier",
-            "stage2_kind",
-            "stage2_depth",
-            "up1_hidden_t_n",
-            "up1_hidden_t_sml",
-            "head_width",
-        },
+        {"tier", "stage2_kind", "stage2_depth", "up1_hidden_idx", "head_width"},
         {"max_depth": 2},
         2 * 2 * 2 * 4 * 4,
     ),
     # pose, tier n only: shared stem x p5 pose blocks (4) x p3 box channels (4) x stage3 hidden
     (
         "yolo_nas_pose",
-        {"head_shared_stem", "head_pose_blocks_p5", "head_bbox_inter_p3", "stage3_hidden_t_n"},
+        {"head_shared_stem", "head_pose_blocks_p5", "head_bbox_inter_p3", "stage3_hidden_idx"},
         {"tiers": ["n"]},
         2 * 4 * 4 * 4,
     ),
-    # scaled: 0.125 collapses the n-tier stage1 hidden choices (2, 3, 4, 6 -> 8) to one
+    # scaled: 0.125 collapses the n-tier stage1 hidden choices (2, 3, 4, 6 -> 8) to one, the
+    # sml ones (4, 6, 8, 12 -> 8, 8, 8, 16) to two: the shared index repeats them
     (
         "yolo_nas",
-        {"tier", "stage1_hidden_t_n", "stage1_hidden_t_sml", "down2_kind"},
+        {"tier", "stage1_hidden_idx", "down2_kind"},
         {"width_scale": 0.125},
         2 * (1 + 2),
     ),
@@ -93,7 +88,8 @@ CASES = [
 def test_size_matches_enumeration(name: str, free: set[str], overrides: dict, expected: int):
     space = narrowed(name, free, **overrides)
     ids = enumerate_space(space)
-    assert len(ids) == len(set(ids)) == expected  # every parameter set is a distinct arch
+    assert len(set(ids)) == expected  # distinct architectures (an index past a tier's last
+    # choice repeats it)
     desc = space.describe()
     assert desc["size"] == space.size() == expected
     assert sum(desc["size_per_tier"].values()) == expected
@@ -108,13 +104,13 @@ def test_describe_lists_dimensions_and_conditions() -> None:
     assert dims["tier"]["choices"] == ["n", "sml"]
     assert dims["stage3_kind"]["choices"] == ["qsp", "qci"]
     assert dims["stage3_depth"]["low"] == 1 and dims["stage3_depth"]["high"] >= 5
-    assert dims["stage4_hidden_t_sml"]["when"] == {"tier": "sml"}
-    assert 512 in dims["stage4_hidden_t_sml"]["choices"]
+    assert dims["stage4_hidden_idx"] == {"name": "stage4_hidden_idx", "type": "int", "low": 0,
+                                         "high": 3}
+    assert desc["hidden_channels"]["sml"]["stage4"] == [192, 256, 384, 512]
+    assert desc["hidden_channels"]["n"]["stage4"] == [96, 128, 192, 256]
+    assert not any("when" in d for d in dims.values())  # no conditional parameter
     assert {0.33, 0.5, 0.75, 1.0} <= set(dims["head_width"]["choices"])
     assert dims["head_shared_stem"]["choices"] == [False, True]
-    for tier in ("n", "sml"):
-        cond = desc["conditional"]["params"][tier]
-        assert len(cond) == 8 and all(p.endswith(f"_t_{tier}") for p in cond)
     assert desc["tiers"]["sml"]["stem"] == 48 and desc["tiers"]["n"]["stem"] == 32
     assert desc["reference_points"] == list(space.reference_points())
     assert desc["size"] > 10**15

@@ -41,7 +41,7 @@ def test_num_classes_and_keypoints() -> None:
 
 def test_tiers_and_max_depth_narrow_the_space() -> None:
     space = get_space("yolo_nas", tiers=["sml"], max_depth=2)
-    assert "stage1_hidden_t_n" not in space.param_names()
+    assert "stage1_hidden_idx" in space.param_names() and "tier" in space.param_names()
     for seed in range(20):
         trial = RandomTrial(seed=seed)
         spec = space.sample(trial)
@@ -54,11 +54,12 @@ def test_fixed_pins_parameters_and_keeps_them_in_params() -> None:
         "tier": "n",
         "stage3_depth": 2,
         "up2_kind": "qci",
-        "stage4_hidden_t_n": 192,
+        "stage4_hidden_t_n": 192,  # the old per-tier name: read as stage4_hidden_idx 2
         "head_width": 1,
     }
     space = get_space("yolo_nas", fixed=fixed)
-    assert space.param_names().count("stage4_hidden_t_sml") == 0
+    assert not [k for k in space.param_names() if "_t_" in k]
+    assert space.overrides["fixed"]["stage4_hidden_idx"] == 2
     for seed in range(10):
         trial = RandomTrial(seed=seed)
         spec = space.sample(trial)
@@ -90,8 +91,14 @@ def test_fixed_pins_parameters_and_keeps_them_in_params() -> None:
         (
             "yolo_nas",
             {"tiers": ["n"], "fixed": {"stage1_hidden_t_sml": 32}},
-            ["fixed.stage1_hidden_t_sml", "tier 'sml'"],
+            ["fixed.stage1_hidden_t_sml", "tier 'sml'", "stage1_hidden_idx"],
         ),
+        (  # two tiers: one index cannot pin one tier's channels
+            "yolo_nas",
+            {"fixed": {"stage1_hidden_t_sml": 32}},
+            ["fixed.stage1_hidden_t_sml", "tier 'sml'", "stage1_hidden_idx"],
+        ),
+        ("yolo_nas", {"fixed": {"stage1_hidden_idx": 4}}, ["fixed.stage1_hidden_idx", "0..3"]),
         ("yolo_nas_pose", {"num_classes": 80}, ["num_classes", "1 class"]),
         ("yolo_nas_pose", {"fixed": {"head_shared_stem": 1}}, ["head_shared_stem"]),
     ],
@@ -111,10 +118,16 @@ def test_bad_params_on_replay_name_the_parameter() -> None:
     missing = {k: v for k, v in params.items() if k != "up1_depth"}
     with pytest.raises(SpaceError, match="'up1_depth'.*missing"):
         space.replay(missing)
+    with pytest.raises(SpaceError, match="'stage2_hidden_idx'.*not in 0..3"):
+        space.replay({**params, "stage2_hidden_idx": 4})
+    # the old per-tier encoding replays, as strictly
+    old = space.with_encoding("tier").params_of(space.replay(params))
+    assert old is not None and "stage2_hidden_t_sml" in old and space.replay(old) == \
+        space.replay(params)
     with pytest.raises(SpaceError, match="'stage2_hidden_t_sml'.*65"):
-        space.replay({**params, "stage2_hidden_t_sml": 65})
+        space.replay({**old, "stage2_hidden_t_sml": 65})
     with pytest.raises(SpaceError, match="'stage2_hidden_t_n'.*not used"):
-        space.replay({**params, "stage2_hidden_t_n": 48})
+        space.replay({**old, "stage2_hidden_t_n": 48})
     # Values read back from a table as floats still replay.
     as_floats = {k: float(v) if isinstance(v, int) else v for k, v in params.items()}
     assert space.replay(as_floats) == space.replay(params)

@@ -27,10 +27,7 @@ def test_random_samples_are_valid_and_replay(name: str) -> None:
         spec = space.sample(trial)
         assert isinstance(spec, ArchSpec) and spec.task == space.task
         assert ArchSpec.from_dict(spec.to_dict()) == spec
-        assert set(trial.params) <= names
-        tier = trial.params["tier"]
-        hidden = [k for k in trial.params if "_hidden_t_" in k]
-        assert len(hidden) == 8 and all(k.endswith(f"_t_{tier}") for k in hidden)
+        assert set(trial.params) == names  # every trial suggests every parameter
         assert space.replay(trial.params).arch_id == spec.arch_id
         assert space.sample(FixedTrial(trial.params)).arch_id == spec.arch_id
         assert space.params_of(spec) == trial.params
