@@ -1,4 +1,4 @@
-"""Sampler benchmark: simulated searches on the search-efficiency table (benchmarks/build_table.py).
+"""Sampler benchmark: simulated searches on the search-efficiency table (build_table.py).
 
 For each sampler (random, nsga2, tpe, gp and ``default``: the experiment's own sampler section
 with its reference points and pre-screen, `nas.replay`) it replays ``--seeds`` searches of
@@ -42,8 +42,14 @@ def run(table_path: str, experiment: str, samplers: list[str], seeds: int, trial
     """All the numbers of the benchmark as one JSON-ready dict."""
     from nas.benchtable import read_table
     from nas.experiment import load_experiment
-    from nas.replay import (SamplerPlan, kendall_tau, mean_ci, plan_of, replay_curve,
-                            trials_to_reach)
+    from nas.replay import (
+        SamplerPlan,
+        kendall_tau,
+        mean_ci,
+        plan_of,
+        replay_curve,
+        trials_to_reach,
+    )
 
     table = read_table(table_path)
     exp = load_experiment(experiment)

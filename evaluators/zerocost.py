@@ -144,7 +144,8 @@ def synflow(model: YoloNAS, x: Tensor) -> float:
     total = sum(o.sum() for o in _raw_outputs(model, ones))
     model.zero_grad()
     total.backward()  # type: ignore[union-attr]
-    s = sum(float((p.detach() * p.grad).abs().sum()) for p in model.parameters() if p.grad is not None)
+    s = sum(float((p.detach() * p.grad).abs().sum())
+            for p in model.parameters() if p.grad is not None)
     return math.log(s) if s > 0 else float("-inf")
 
 

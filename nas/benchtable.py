@@ -84,7 +84,8 @@ class Encoding:
     dists: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, space: Any, samples: int = 256, extra: Sequence[Mapping[str, Any]] = ()) -> Encoding:
+    def of(cls, space: Any, samples: int = 256,
+           extra: Sequence[Mapping[str, Any]] = ()) -> Encoding:
         """Learn the parameters and their ranges from ``samples`` random draws, the reference
         points and ``extra`` parameter sets (replayed through the space)."""
         dists: dict[str, tuple[Any, ...]] = {}

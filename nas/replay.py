@@ -77,7 +77,7 @@ def replay_curve(table: BenchTable, space: Any, plan: SamplerPlan | str, seed: i
 
     if isinstance(plan, str):
         plan = plan_of(plan, exp)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # GP: dynamic-space notes
     ap, lat = table.column("ap_mean"), table.column("latency_ms")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # experimental-feature and dynamic-space warnings
