@@ -115,6 +115,39 @@ def run_calibration(
     return cal
 
 
+def train_archs(
+    exp: Experiment,
+    out_dir: str | Path,
+    candidates: list[dict[str, Any]],
+    seeds: int,
+    concurrency: int | None = None,
+    address: str | None = None,
+    progress: Callable[[str], None] | None = print,
+    train: bool = True,
+) -> list[dict[str, Any]]:
+    """Train every candidate (``{label, arch_id, spec}``) at the experiment's fidelity with
+    ``seeds`` seeds, as `run_calibration` does its short runs; returns one record per job
+    (``status`` MISSING for one not finished). Resumable the same way (``OUT_DIR/jobs``; a
+    folder made with other settings is refused). Used by benchmarks/build_table.py."""
+    out = Path(out_dir)
+    say = progress or (lambda _text: None)
+    _check_plan(out, {"format": PLAN_FORMAT, "fingerprint": _fingerprint(exp),
+                      "short_epochs": exp.fidelity.epochs, "seed": exp.fidelity.seed,
+                      "archs": [c["arch_id"] for c in candidates], "seeds": seeds})
+    jobs_dir = out / "jobs"
+    jobs_dir.mkdir(parents=True, exist_ok=True)
+    jobs = _jobs(exp, candidates, seeds, exp.fidelity.epochs, 0)
+    pending = [j for j in jobs if not _job_path(jobs_dir, j).is_file()]
+    say(f"{len(candidates)} archs x {seeds} seed(s) at {exp.fidelity.epochs} epochs: "
+        f"{len(jobs)} trainings, {len(jobs) - len(pending)} done before, into {out}")
+    if pending and train:
+        data_path = _prepare_data(exp, out)
+        specs = {c["arch_id"]: c["spec"] for c in candidates}
+        _run_jobs(exp, out, data_path, specs, pending, jobs_dir, len(jobs) - len(pending),
+                  len(jobs), concurrency or exp.budget.concurrency, address, say)
+    return [_read_job(jobs_dir, j) for j in jobs]
+
+
 # --------------------------------------------------------------------------- the plan
 
 
@@ -493,5 +526,6 @@ __all__ = [
     "run_calibration",
     "sample_archs",
     "summary",
+    "train_archs",
     "train_job",
 ]

@@ -167,12 +167,23 @@ class LatencySection:
 
 
 @dataclass
+class PrescreenSection:
+    """``sampler.prescreen:`` score ``pool`` random architectures with a zero-cost ``proxy``
+    (`evaluators.zerocost`) and enqueue the best ``keep`` as the first trials (`nas.prescreen`)."""
+
+    proxy: str
+    pool: int = 64
+    keep: int = 8
+
+
+@dataclass
 class SamplerSection:
     """``sampler:`` the Optuna sampler that proposes architectures."""
 
     type: str = "nsga2"
     population: int = 8  # NSGA-II population size
     seed: int = 0
+    prescreen: PrescreenSection | None = None  # None: no zero-cost pre-screen
 
 
 @dataclass
@@ -496,6 +507,10 @@ def _check(exp: Experiment, src: str) -> None:
     if s.type not in SAMPLERS:
         fail("sampler.type", f"expected one of {', '.join(SAMPLERS)}, got {s.type!r}")
     _positive(fail, "sampler.population", s.population, minimum=2)
+    if s.prescreen is not None:
+        from nas.prescreen import check_prescreen
+
+        check_prescreen(s.prescreen, fail)
     sch = exp.scheduler
     if sch.type not in SCHEDULERS:
         fail("scheduler.type", f"expected one of {', '.join(SCHEDULERS)}, got {sch.type!r}")

@@ -257,12 +257,20 @@ class _Session:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # set_metric_names is "experimental"
                 study.set_metric_names(list(self.exp.objectives))
+            points = []
             if self.exp.seed_references:
                 points = list(self.space.reference_points().items())
                 if self.exp.budget.trials is not None:
                     points = points[: self.exp.budget.trials]
                 for ref_name, params in points:
                     study.enqueue_trial(params, user_attrs={"reference": ref_name})
+            pre = self.exp.sampler.prescreen
+            if pre is not None:  # the zero-cost proxy's best, after the references
+                from nas.prescreen import enqueue_prescreened
+
+                left = None if self.exp.budget.trials is None else \
+                    self.exp.budget.trials - len(points)
+                enqueue_prescreened(study, self.space, pre, self.exp.sampler.seed, left)
         return study
 
     def _prepare_data(self) -> str:
