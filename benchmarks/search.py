@@ -6,9 +6,18 @@ Runs real sweeps (local Ray, real training and latency) in a temporary folder:
    the trial slots (wall x concurrency) not spent in training or latency measurement, i.e. the
    framework's overhead (Ray, Optuna, files, model build, data loading set-up), per trial;
 2. the same experiment cut to ``--trials`` trials, run with concurrency 1 and then 2:
-   throughput in trials per minute.
+   throughput in trials per minute;
+3. the driver's own time (`nas.drivertime`, run.json ``sessions[].timing``): start-up (setup,
+   Ray, until Tune asks for the first trial), per trial (ask: sampling and parameter writes;
+   tell: study writes; files: table, frozen file, progress; results: per-epoch heartbeat) and
+   the finish (Tune/Ray shut-down, table, variants with any reference latency still to
+   measure, plots).
 
-    .venv/bin/python benchmarks/search.py [--trials 6] [--skip-quickstart] [--json OUT]
+``--epochs N`` shortens every training (the driver's figures do not depend on it, the wall
+time does).
+
+    .venv/bin/python benchmarks/search.py [--trials 6] [--epochs N] [--skip-quickstart]
+                                          [--skip-concurrency] [--json OUT]
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ def run(exp: dict[str, Any], out: Path) -> dict[str, Any]:
     run_dir = run_search(exp, output=out, progress=False)
     wall = time.perf_counter() - t0
     load1 = os.getloadavg()[0]
+    timing = json.loads((run_dir / "run.json").read_text())["sessions"][-1].get("timing") or {}
     df = pd.read_parquet(run_dir / "trials.parquet")
     conc = exp["budget"]["concurrency"]
     train = float(df["train_s"].fillna(0).sum())
@@ -56,23 +66,31 @@ def run(exp: dict[str, Any], out: Path) -> dict[str, Any]:
         "trials_per_min": round(60 * n / wall, 2),
         "loadavg_1m": f"{load0:.1f}->{load1:.1f}",  # other work on the machine skews timings
         "statuses": df["status"].value_counts().to_dict(),
+        "startup_s": timing.get("startup_s"),
+        "finish_s": timing.get("finish_s"),
+        "driver_per_trial_s": (timing.get("per_trial") or {}).get("driver_s"),
+        "timing": timing,
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--trials", type=int, default=6, help="trials of the 1-vs-2 comparison")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per training")
     p.add_argument("--skip-quickstart", action="store_true")
+    p.add_argument("--skip-concurrency", action="store_true", help="no 1-vs-2 comparison")
     p.add_argument("--json", default=None, help="also write the results here")
     args = p.parse_args(argv)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} before the runs")
     base = yaml.safe_load((ROOT / "experiments" / "quickstart.yaml").read_text())
+    if args.epochs is not None:
+        base["fidelity"] = dict(base["fidelity"], epochs=args.epochs)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="opennac-bench-") as tmp:
         if not args.skip_quickstart:
             results["quickstart"] = run(dict(base, name="bench-quickstart"), Path(tmp))
-        for conc in (1, 2):
+        for conc in () if args.skip_concurrency else (1, 2):
             exp = dict(
                 base,
                 name=f"bench-c{conc}",
@@ -90,12 +108,27 @@ def main(argv: list[str] | None = None) -> int:
         "overhead_per_trial_s",
         "in_trial_overhead_s",
         "trials_per_min",
+        "startup_s",
+        "finish_s",
+        "driver_per_trial_s",
         "loadavg_1m",
     )
     print("| run | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 1) + "|")
     for name, r in results.items():
         print(f"| {name} | " + " | ".join(str(r[c]) for c in cols) + " |")
+    print("\n### The driver's own time (seconds; per trial: means)\n")
+    print("| run | startup | per trial | finish |")
+    print("|---|---|---|---|")
+    for name, r in results.items():
+        t = r["timing"]
+
+        def parts(d: dict[str, Any]) -> str:
+            return ", ".join(f"{k} {v:.2f}" for k, v in d.items())
+
+        print(f"| {name} | {t.get('startup_s', 0):.1f} ({parts(t.get('startup', {}))}) | "
+              f"{parts(t.get('per_trial', {}))} | "
+              f"{t.get('finish_s', 0):.1f} ({parts(t.get('finish', {}))}) |")
     if "concurrency_1" in results:
         speedup = (
             results["concurrency_2"]["trials_per_min"] / results["concurrency_1"]["trials_per_min"]
