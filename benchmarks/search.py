@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +34,9 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+# benchmarks/models.py would shadow the `models` package: the checkout first
+sys.path[:] = [str(ROOT)] + [p for p in sys.path
+                             if Path(p or ".").resolve() != ROOT / "benchmarks"]
 
 
 def run(exp: dict[str, Any], out: Path) -> dict[str, Any]:
