@@ -244,7 +244,9 @@ class _Session:
             url = self.rd.storage_url(self.exp.storage_url())
         except ExperimentError as exc:
             raise SearchError(str(exc)) from None
-        shown = mask_text(url)  # messages never show a password
+        from nas.storage import describe
+
+        shown = mask_text(describe(url))  # messages never show a password
         name = self.rd.name
         directions = ["maximize" if d == "max" else "minimize"
                       for d in self.exp.objectives.values()]
