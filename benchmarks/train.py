@@ -2,10 +2,12 @@
 
 Prints a markdown table (the figures recorded in docs/training.md):
 
-1. train images/s (forward + the recipe's loss + backward + AdamW step, batches augmented as
-   the preset's recipe says: `models.recipe`) and eval
-   images/s (forward + NMS + conversion to COCO results) of ``yolo_nas_tiny`` and
-   ``yolo_nas_pose_s`` at 320 px;
+1. per preset (``yolo_nas_tiny`` and ``yolo_nas_pose_s`` at 320 px): data-pipeline images/s
+   (the training DataLoader alone, ``--workers`` processes, batches augmented as the preset's
+   recipe says: `models.recipe`) next to training-step images/s (forward + the recipe's loss +
+   backward + AdamW step on batches made beforehand; ``--channels-last``, ``--amp-cpu``: the
+   trainer's options) and eval images/s (forward + NMS + conversion to COCO results): a step
+   faster than its data is starved;
 2. data loading alone: augmented training samples/s (JPEG decode, affine, flip, HSV; also with
    mosaic, mosaic + rot90, and MixUp on detection data) and letterboxed val samples/s;
 3. one pycocotools evaluation (bbox and keypoints) on the synthetic val set.
@@ -14,8 +16,8 @@ The data are synthetic (``evaluators.synth``), written once into a temporary fol
 
 Example:
     .venv/bin/python benchmarks/train.py                        # CPU, 1 thread, ~2-4 minutes
-    .venv/bin/python benchmarks/train.py --threads 2 --steps 4
-    python benchmarks/train.py --device cuda --batch 16 --steps 20   # on a GPU
+    .venv/bin/python benchmarks/train.py --threads 2 --steps 4 --amp-cpu --channels-last
+    python benchmarks/train.py --device cuda --batch 16 --steps 20 --workers 4  # on a GPU
 """
 
 from __future__ import annotations
@@ -52,6 +54,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=3, help="timed training steps per preset")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--channels-last", action="store_true", help="NHWC model and batches")
+    p.add_argument("--amp-cpu", action="store_true", help="bf16 autocast on CPU")
+    p.add_argument("--no-amp", action="store_true", help="CUDA: fp32 (default fp16 AMP)")
+    p.add_argument("--skip-loading", action="store_true", help="no per-pipeline table")
+    p.add_argument("--skip-eval", action="store_true", help="no COCO evaluation timing")
     p.add_argument("--images", type=int, default=64, help="synthetic images per task")
     p.add_argument(
         "--eval-images",
@@ -68,10 +76,31 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def data_throughput(ds: CocoDataset, args: argparse.Namespace, batches: int) -> float:
+    """Images/s of the training DataLoader alone (as the trainer makes it: ``--workers``,
+    pinned memory on CUDA), after its first batch (worker start-up)."""
+    loader = make_loader(ds, args.batch, shuffle=True, workers=args.workers,
+                         pin_memory=args.device.startswith("cuda"))
+    n, t = 0, None
+    for epoch in range(1, 100):
+        loader.sampler.set_epoch(epoch)
+        for images, _ in loader:
+            if t is None:
+                t = time.perf_counter()
+                continue
+            n += len(images)
+            if n >= batches * args.batch:
+                return n / (time.perf_counter() - t)
+    return n / (time.perf_counter() - t) if t and n else float("nan")
+
+
 def train_throughput(name: str, ds: CocoDataset, args: argparse.Namespace) -> dict[str, Any]:
     device = torch.device(args.device)
     spec = get_preset(name)
+    data_ips = data_throughput(ds, args, max(args.steps, 4))
     model = build_model(spec).to(device).train()
+    memory = torch.channels_last if args.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory)
     loss_fn = loss_for(spec)
     opt = _optimizer(model, 1e-3, 1e-5)
     batches = [
@@ -80,15 +109,19 @@ def train_throughput(name: str, ds: CocoDataset, args: argparse.Namespace) -> di
             make_loader(ds, args.batch, shuffle=True), range(args.steps + 1), strict=False
         )
     ]
+    amp = (device.type == "cuda" and not args.no_amp) or (device.type == "cpu" and args.amp_cpu)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and amp)
 
     def step(images: torch.Tensor, targets: list) -> None:
-        x = images.to(device).float().div_(255)
-        with torch.autocast(device.type, enabled=device.type == "cuda"):
+        x = images.to(device, non_blocking=True).float().div_(255)
+        x = x.contiguous(memory_format=memory)
+        with torch.autocast(device.type, enabled=amp):
             out = model(x)
         loss, _ = loss_fn(out, targets)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
 
     step(*batches[0])  # warm-up
     _sync(device)
@@ -113,13 +146,15 @@ def train_throughput(name: str, ds: CocoDataset, args: argparse.Namespace) -> di
         t = time.perf_counter()
         n = 0
         for images, targets in val[1:]:
-            with torch.autocast(device.type, enabled=device.type == "cuda"):
-                out = model(images.to(device).float().div_(255))
+            with torch.autocast(device.type, enabled=amp):
+                x = images.to(device).float().div_(255).contiguous(memory_format=memory)
+                out = model(x)
             to_coco_results(postprocess([o.float() for o in out]), targets, ds.label_to_cat)
             n += len(images)
         _sync(device)
     eval_ips = n / (time.perf_counter() - t)
-    return {"preset": name, "train_img_s": train_ips, "eval_img_s": eval_ips}
+    return {"preset": name, "data_img_s": data_ips, "train_img_s": train_ips,
+            "eval_img_s": eval_ips}
 
 
 def loading_throughput(ds: CocoDataset, count: int) -> float:
@@ -153,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(train_throughput(name, dataset(spec.task, True, aug), args))
             print(f"{name}: {rows[-1]}", file=sys.stderr, flush=True)
 
-        loading = {
+        loading = {} if args.skip_loading else {
             "train (affine, flip, HSV)": loading_throughput(dataset("pose", True), 64),
             "train + mosaic": loading_throughput(dataset("pose", True, Augment(mosaic=True)), 64),
             "train + mosaic + rot90": loading_throughput(
@@ -166,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         }
 
         evals = {}
-        for task, iou_types in (("detection", ("bbox",)), ("pose", ("keypoints", "bbox"))):
+        for task, iou_types in () if args.skip_eval else (
+                ("detection", ("bbox",)), ("pose", ("keypoints", "bbox"))):
             path = make_synthetic(
                 Path(tmp) / f"eval_{task}",
                 task,
@@ -201,11 +237,19 @@ def main(argv: list[str] | None = None) -> int:
                 evals[f"{task} {iou}"] = (time.perf_counter() - t, len(ds), len(results))
 
     dev = args.device if args.device != "cpu" else f"cpu, {args.threads} thread(s)"
-    print(f"\n### Throughput at {size} px, batch {args.batch} ({dev})\n")
-    print("| preset | train images/s | eval images/s |")
-    print("|---|---|---|")
-    for r in rows:
-        print(f"| {r['preset']} | {r['train_img_s']:.1f} | {r['eval_img_s']:.1f} |")
+    opts = [f"{args.workers} loader workers"]
+    opts += ["channels-last"] * args.channels_last
+    if args.device == "cpu":
+        opts.append("bf16 autocast" if args.amp_cpu else "fp32")
+    else:
+        opts.append("fp32" if args.no_amp else "fp16 AMP")
+    print(f"\n### Throughput at {size} px, batch {args.batch} ({dev}; {', '.join(opts)})\n")
+    print("| preset | data images/s | train step images/s | eval images/s | starved |")
+    print("|---|---|---|---|---|")
+    for r in rows:  # starved: the loader delivers fewer images/s than the step consumes
+        starved = "yes" if r["data_img_s"] < r["train_img_s"] else "no"
+        print(f"| {r['preset']} | {r['data_img_s']:.1f} | {r['train_img_s']:.1f} | "
+              f"{r['eval_img_s']:.1f} | {starved} |")
     print(f"\n### Data loading alone ({size} px, pose data unless named, one process)\n")
     print("| pipeline | samples/s |")
     print("|---|---|")

@@ -33,9 +33,11 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import io
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -142,6 +144,26 @@ def read_coco(
     return coco, report
 
 
+# Parsed annotation files (and their subsets' records) of this process, by file version:
+# building a data set again (the next trial on this worker, a seed repeat) reuses them.
+_INDEX: dict[tuple[Any, ...], dict[Any, Any]] = {}
+_INDEX_SIZE = 4  # files kept (a train and a val file of two data sets)
+
+
+def _file_key(path: Path, task: str, strict: bool) -> tuple[Any, ...]:
+    p = path.resolve()
+    try:
+        st = p.stat()
+    except OSError:  # read_coco names the missing file
+        return (str(p), None, None, task, strict)
+    return (str(p), st.st_mtime_ns, st.st_size, task, strict)
+
+
+def clear_index() -> None:
+    """Forget the parsed annotation files of this process (tests, benchmarks)."""
+    _INDEX.clear()
+
+
 def select_subset(ids: list[int], count: int | float | None, seed: int = 0) -> list[int]:
     """A deterministic subset of ``ids`` (sorted): ``count`` images, or a fraction in (0, 1].
 
@@ -199,23 +221,39 @@ class CocoDataset(torch.utils.data.Dataset):
         self.epoch = 0
         self.pad_value = PAD_VALUES[task]
         self.strict = strict
-        self.coco, self.report = read_coco(self.annotations, task, strict)
+        key = _file_key(self.annotations, task, strict)
+        cached = _INDEX.get(key)
+        if cached is None:
+            cached = _INDEX[key] = {"coco": read_coco(self.annotations, task, strict)}
+            while len(_INDEX) > _INDEX_SIZE:  # the oldest file goes first
+                _INDEX.pop(next(iter(_INDEX)))
+        self.coco, report = cached["coco"]
+        self.report = copy.deepcopy(report)  # this data set's own counts from here on
         self.report.evaluation = not train
         self.corrupt_ids: set[int] = set()  # images that did not decode (this process)
         self._index_categories(num_keypoints)
         if self.aug is not None and self.task == "pose":
             # Flip pairs from the keypoint names (the COCO pairs for COCO's 17 keypoints).
             self.aug = replace(self.aug, flip_pairs=flip_pairs_from_names(self.keypoint_names))
-        image_ids = select_subset(list(self.coco.imgs), subset, subset_seed)
-        records = [self._record(i) for i in image_ids]
-        for rec in records:
-            if not rec["file"].is_file():
-                if strict:
-                    raise DataError(f"{self.annotations}: images[id={rec['id']}]: image file "
-                                    f"{rec['file']} not found")  # fmt: skip
-                self.report.add("image_missing", rec["id"])
-        self._records = [r for r in records if r["file"].is_file()] if self.report.count(
-            "image_missing") else records  # fmt: skip
+        # The records of a subset (and which image files exist) are built once per process:
+        # the trials of a sweep that a worker runs one after another share them.
+        sub_key = (str(self.images_dir.resolve()), subset, subset_seed, self.num_keypoints)
+        if sub_key not in cached:
+            image_ids = select_subset(list(self.coco.imgs), subset, subset_seed)
+            records = [self._record(i) for i in image_ids]
+            missing = [r["id"] for r in records if not r["file"].is_file()]
+            cached[sub_key] = (records, missing)
+        records, missing = cached[sub_key]
+        if missing:
+            if strict:
+                bad = next(r for r in records if r["id"] == missing[0])
+                raise DataError(f"{self.annotations}: images[id={bad['id']}]: image file "
+                                f"{bad['file']} not found")  # fmt: skip
+            for image_id in missing:
+                self.report.add("image_missing", image_id)
+            gone = set(missing)
+            records = [r for r in records if r["id"] not in gone]
+        self._records = records  # shared, read-only (`load_sample` copies)
         self.image_ids = [r["id"] for r in self._records]
         if self.report.skipped:
             warnings.warn(self.report.line(), DataWarning, stacklevel=2)
@@ -356,19 +394,27 @@ class CocoDataset(torch.utils.data.Dataset):
             crowd_boxes=rec["crowd_boxes"].copy(),
         )
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def __getitem__(
+        self, index: int | tuple[int, int]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Item ``index`` augmented as in the current epoch (`set_epoch`), or ``(epoch,
+        index)``: as in that epoch (what `EpochOrder` yields, so loader workers that live
+        across epochs augment each epoch as a fresh loader would)."""
+        epoch = self.epoch
+        if isinstance(index, tuple):
+            epoch, index = index
         rec = self._records[index]
         sample = self.load_sample(index)
         h, w = sample.image.shape[:2]
         if self.aug is not None:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
+            rng = np.random.default_rng([self.seed, epoch, index])
             parts = [sample]
             if self.aug.mosaic and len(self) > 1:
                 others = rng.integers(0, len(self), 3)
                 parts += [self.load_sample(int(i)) for i in others]
             mix = None
             if self.aug.mixup and len(self) > 1:  # MixUp's partner, loaded only when used
-                other = int(np.random.default_rng([self.seed, self.epoch, index, 1])
+                other = int(np.random.default_rng([self.seed, epoch, index, 1])
                             .integers(0, len(self)))  # fmt: skip
                 mix = functools.partial(self.load_sample, other)
             out = augment(parts, self.image_size, self.pad_value, self.aug, rng, mix=mix)
@@ -391,6 +437,28 @@ def collate(
     return images, [b[1] for b in batch]
 
 
+class EpochOrder(torch.utils.data.Sampler):
+    """The items of one epoch as ``(epoch, index)``, in an order that is a pure function of
+    (seed, epoch) when shuffled; `set_epoch` moves it on (one loader for every epoch, so its
+    worker processes stay up between epochs)."""
+
+    def __init__(self, size: int, shuffle: bool, seed: int = 0, epoch: int = 0) -> None:
+        self.size, self.shuffle, self.seed, self.epoch = size, shuffle, seed, epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch, 7]).permutation(self.size)
+        else:
+            order = np.arange(self.size)
+        return iter([(self.epoch, int(i)) for i in order])
+
+
 def make_loader(
     dataset: CocoDataset,
     batch: int,
@@ -400,20 +468,21 @@ def make_loader(
     epoch: int = 0,
     workers: int = 0,
     drop_last: bool = False,
+    pin_memory: bool = False,
 ) -> torch.utils.data.DataLoader:
-    """A DataLoader whose order is a pure function of (seed, epoch) when shuffled."""
-    if shuffle:
-        order = np.random.default_rng([seed, epoch, 7]).permutation(len(dataset)).tolist()
-    else:
-        order = list(range(len(dataset)))
+    """A DataLoader whose order is a pure function of (seed, epoch) when shuffled, and whose
+    samples do not depend on ``workers`` (augmentations are seeded per item). Its sampler is
+    an `EpochOrder`: ``loader.sampler.set_epoch(e)`` reuses it (and its workers, which persist
+    when ``workers`` > 0) for epoch ``e``. ``pin_memory``: page-locked batches (CUDA)."""
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=batch,
-        sampler=order,
+        sampler=EpochOrder(len(dataset), shuffle, seed, epoch),
         collate_fn=collate,
         num_workers=workers,
         drop_last=drop_last and len(dataset) >= batch,
-        persistent_workers=False,
+        pin_memory=pin_memory,
+        persistent_workers=workers > 0,
     )
 
 
@@ -423,6 +492,8 @@ __all__ = [
     "DataConfig",
     "DataError",
     "DataWarning",
+    "EpochOrder",
+    "clear_index",
     "collate",
     "load_coco",
     "read_coco",

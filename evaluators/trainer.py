@@ -94,7 +94,9 @@ class TrainConfig:
     ema_decay: float = 0.9997
     ema_tau: float = 2000.0  # EMA decay ramps up as 1 - exp(-updates / tau)
     grad_clip: float | None = 10.0  # max gradient norm; None or 0 disables
-    amp: bool = True  # mixed precision (CUDA only)
+    amp: bool = True  # mixed precision on CUDA: fp16 autocast + GradScaler
+    amp_cpu: bool = False  # bf16 autocast on CPU (benchmarks/train.py --amp-cpu measures it)
+    channels_last: bool = False  # NHWC model and batches (benchmarks/train.py --channels-last)
     # Augmentations (see evaluators.transforms.Augment).
     affine: bool = True
     scale: float = 0.25
@@ -112,8 +114,10 @@ class TrainConfig:
     oks_area_factor: float | None = None
     num_threads: int | None = 1  # CPU threads for torch; None leaves torch's setting
     deterministic: bool = False  # deterministic kernels where torch has them (the search: on)
-    workers: int = 0  # DataLoader worker processes
+    workers: int = 0  # DataLoader worker processes (kept up across epochs)
     eval_every: int = 1  # evaluate (and call the callback) every N epochs and at the end
+    # or exactly at these epochs and at the end (a scheduler's rungs); None: eval_every
+    eval_epochs: tuple[int, ...] | None = None
     eval_batch: int | None = None  # default: batch
     subset_seed: int = 0
     # Distillation (evaluators.distill): the weight of the distillation loss when
@@ -125,6 +129,17 @@ class TrainConfig:
         _positive_int("epochs", self.epochs)
         _positive_int("batch", self.batch)
         _positive_int("eval_every", self.eval_every)
+        if self.eval_epochs is not None:
+            if isinstance(self.eval_epochs, (str, bytes)) or not hasattr(
+                    self.eval_epochs, "__iter__"):
+                raise ValueError(f"eval_epochs: expected a list of epochs, got "
+                                 f"{self.eval_epochs!r}")  # fmt: skip
+            for e in self.eval_epochs:
+                _positive_int("eval_epochs[]", e)
+            self.eval_epochs = tuple(sorted(set(self.eval_epochs)))
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) \
+                or self.workers < 0:
+            raise ValueError(f"workers: expected a count >= 0, got {self.workers!r}")
         _positive_int("image_size", self.image_size)
         if self.image_size % 32:
             raise ValueError(f"image_size: expected a multiple of 32, got {self.image_size}")
@@ -198,6 +213,15 @@ class TrainConfig:
             recipe = dataclasses.replace(recipe, oks_area_factor=float(self.oks_area_factor))
         return recipe
 
+    def evaluates(self, epoch: int) -> bool:
+        """Whether the run evaluates after ``epoch`` (`eval_epochs`, else `eval_every`; the
+        last epoch always)."""
+        if epoch >= self.epochs:
+            return True
+        if self.eval_epochs is not None:
+            return epoch in self.eval_epochs
+        return epoch % self.eval_every == 0
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -262,6 +286,7 @@ def train_candidate(
     resume: bool = False,
     init: str | Path | None = None,
     teacher: str | Path | None = None,
+    on_epoch_end: Callback | None = None,
 ) -> TrainResult:
     """Train ``spec`` from scratch on ``data`` for ``cfg.epochs`` and score it with COCO AP.
 
@@ -274,7 +299,9 @@ def train_candidate(
     otherwise. The checkpoints' ``train_config`` records ``init`` and ``inherited_fraction``
     (also in the result; None from scratch). ``teacher``: a checkpoint to distil from
     (`evaluators.distill`), with ``cfg.distill_weight`` (both or neither); recorded as
-    ``teacher`` in ``train_config``.
+    ``teacher`` in ``train_config``. ``callback(epoch, record)`` runs after each evaluation
+    (`TrainConfig.evaluates`), ``on_epoch_end(epoch, record)`` after every epoch (before the
+    callback; the record has the evaluation's metrics only when one ran).
     """
     from models.losses import loss_for
 
@@ -310,8 +337,14 @@ def train_candidate(
             raise ValueError(f"{data.train_annotations}: no training images")
 
         model, inherited = _initial_model(spec, recipe, device, init)
+        memory = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        if cfg.channels_last:
+            model = model.to(memory_format=memory)
         loss_fn = loss_for(spec, recipe)
         use_amp = cfg.amp and device.type == "cuda"
+        # fp16 on CUDA (with the GradScaler below); bf16 on CPU (no scaler: bf16 has fp32's
+        # range) only when asked, as it is slower than fp32 on CPUs without bf16 units
+        autocast_on = use_amp or (cfg.amp_cpu and device.type == "cpu")
         distiller = _distiller(teacher, spec, cfg, device, use_amp)
         optimizer = _optimizer(model, cfg.lr, _weight_decay(cfg, spec.task))
         ema = ModelEMA(model, cfg.ema_decay, cfg.ema_tau) if cfg.ema else None
@@ -332,13 +365,15 @@ def train_candidate(
             "epochs": cfg.epochs, "image_size": cfg.image_size, "train_images": len(train_ds),
             "val_images": len(val_ds), "seed": cfg.seed, "recipe": recipe.label,
         }  # fmt: skip
+        # one loader for every epoch: its worker processes (cfg.workers) stay up
+        loader = make_loader(
+            train_ds, cfg.batch, shuffle=True, seed=cfg.seed, epoch=first_epoch,
+            workers=cfg.workers, pin_memory=device.type == "cuda",
+        )  # fmt: skip
         for epoch in range(first_epoch, cfg.epochs + 1):
             model.train()
             train_ds.set_epoch(epoch)
-            loader = make_loader(
-                train_ds, cfg.batch, shuffle=True, seed=cfg.seed, epoch=epoch,
-                workers=cfg.workers,
-            )  # fmt: skip
+            loader.sampler.set_epoch(epoch)
             sums: dict[str, float] = {}
             count = 0
             for images, targets in loader:
@@ -346,7 +381,8 @@ def train_candidate(
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 x = images.to(device, non_blocking=True).float().div_(255.0)
-                with torch.autocast(device.type, enabled=use_amp):
+                x = x.contiguous(memory_format=memory)
+                with torch.autocast(device.type, enabled=autocast_on):
                     outputs = model(x)
                 loss, parts = loss_fn(outputs, targets)
                 if distiller is not None:
@@ -369,7 +405,7 @@ def train_candidate(
                     sums[f"loss_{name}"] = sums.get(f"loss_{name}", 0.0) + float(v)
             record: dict[str, Any] = {k: v / max(count, 1) for k, v in sums.items()}
             record.update({"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]})
-            evaluated = epoch % cfg.eval_every == 0 or epoch == cfg.epochs
+            evaluated = cfg.evaluates(epoch)
             if evaluated:
                 eval_model = ema.module if ema is not None else model
                 eval_batch = cfg.eval_batch or cfg.batch
@@ -389,6 +425,8 @@ def train_candidate(
                     wall_s=record["wall_s"], recipe=recipe.to_dict(),
                 )  # fmt: skip
                 _write_metrics(ckpt_path.parent, metrics, fidelity, history, epoch)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, dict(record))
             if evaluated and callback is not None:
                 callback(epoch, dict(record))
         done = history[-1]["epoch"] if history else 0

@@ -130,6 +130,13 @@ class Fidelity:
     repeats: int = 1  # seeds per candidate (seed, seed+1, ...): the score is their mean AP
     threads: int = 1  # CPU threads per training, fixed so AP does not depend on the load
     deterministic: bool = True  # deterministic kernels where torch offers them
+    # DataLoader worker processes; None: the trial's reserved CPUs beyond its threads
+    # (resources.cpu - threads, so 0 with resources.cpu: 1). Samples do not depend on it.
+    workers: int | None = None
+    # Evaluate every N epochs (and the last); None: at the scheduler's rungs and the last only
+    eval_every: int | None = None
+    channels_last: bool = False  # NHWC training (docs/training.md: measured before use)
+    amp_cpu: bool = False  # bf16 autocast when training on CPU (CUDA: fp16 AMP always)
     init: InitSection | None = None  # None / "scratch": every candidate from random weights
     distill: DistillSection | None = None  # needs init.parent: the parent is the teacher
 
@@ -491,6 +498,10 @@ def _check(exp: Experiment, src: str) -> None:
                  f"task is {exp.task}")  # fmt: skip
     _positive(fail, "fidelity.repeats", f.repeats)
     _positive(fail, "fidelity.threads", f.threads)
+    if f.workers is not None:
+        _positive(fail, "fidelity.workers", f.workers, minimum=0)
+    if f.eval_every is not None:
+        _positive(fail, "fidelity.eval_every", f.eval_every)
     _check_init(f, fail)
     if exp.noise.reference_repeats is not None:
         _positive(fail, "noise.reference_repeats", exp.noise.reference_repeats)

@@ -46,13 +46,18 @@ def load_run(
     study_name: str | None = None,
     save_reference: bool = True,
 ) -> pd.DataFrame:
-    """One row per trial of a run directory or an Optuna storage URL (see the module doc).
+    """One row per trial of a run directory, an Optuna storage URL or a run's
+    ``study.journal`` file (see the module doc).
 
     ``study_name`` picks the study of a storage holding several (default: the run name, or the
     only study). ``save_reference=False`` never writes ``hv_reference`` into ``run.json``.
     """
-    source = os.fspath(run_dir_or_study_url)
-    if "://" in source:
+    source: Any = os.fspath(run_dir_or_study_url)
+    if source.endswith(".journal") and Path(source).is_file():  # a run's study.journal
+        from nas.storage import journal_storage
+
+        source = journal_storage(source)
+    if not isinstance(source, str) or "://" in source:
         name = study_name or _only_study_name(source)
         df = normalize_trials(_rows_from_study(source, name))
         df.attrs.update(run=name, run_dir=None, run_info={})
@@ -226,8 +231,9 @@ def _read_table(run_dir: Path) -> pd.DataFrame | None:
     return None
 
 
-def _study_url(run_dir: Path, info: Mapping[str, Any]) -> str | None:
-    """The run's study storage: the experiment's ``storage`` URL if set, else ``study.db``."""
+def _study_url(run_dir: Path, info: Mapping[str, Any]) -> Any:
+    """The run's study storage: the experiment's ``storage`` URL if set, else its own
+    (`nas.storage`: ``study.journal``, or ``study.db`` of older runs), else None."""
     from nas.secrets import SecretError, storage_url
 
     doc = read_experiment(run_dir)
@@ -240,8 +246,9 @@ def _study_url(run_dir: Path, info: Mapping[str, Any]) -> str | None:
                                f"{run_dir / 'experiment.yaml'}: ")
         except SecretError as exc:
             raise ResultsError(str(exc)) from None
-    db = run_dir / "study.db"
-    return f"sqlite:///{db.resolve()}" if db.is_file() else None
+    from nas.storage import existing_storage
+
+    return existing_storage(run_dir)
 
 
 def read_experiment(run_dir: Path) -> dict[str, Any]:
@@ -255,35 +262,43 @@ def read_experiment(run_dir: Path) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
-def _only_study_name(url: str) -> str:
+def _only_study_name(url: Any) -> str:
     import optuna
 
+    from nas.storage import describe
+
+    shown = describe(url)
     try:
         names = optuna.get_all_study_names(storage=url)
     except Exception as exc:  # noqa: BLE001 - any storage error becomes one clear message
-        raise ResultsError(mask_text(f"{url}: cannot open the Optuna storage ({exc})")) from None
+        raise ResultsError(mask_text(f"{shown}: cannot open the Optuna storage ({exc})")) \
+            from None
     if len(names) != 1:
         raise ResultsError(
-            f"{url}: holds {len(names)} studies ({', '.join(names) or 'none'}); pass study_name="
+            f"{shown}: holds {len(names)} studies ({', '.join(names) or 'none'}); pass study_name="
         )
     return names[0]
 
 
-def _rows_from_study(url: str, study_name: str | None) -> pd.DataFrame:
+def _rows_from_study(url: Any, study_name: str | None) -> pd.DataFrame:
     """One row per Optuna trial: params, values by metric name, scalar user attributes."""
     import optuna
 
+    from nas.storage import describe
+
+    shown = describe(url)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         names = optuna.get_all_study_names(storage=url)
     except Exception as exc:  # noqa: BLE001
-        raise ResultsError(mask_text(f"{url}: cannot open the Optuna storage ({exc})")) from None
+        raise ResultsError(mask_text(f"{shown}: cannot open the Optuna storage ({exc})")) \
+            from None
     if study_name not in names:
         if study_name is None and len(names) == 1:
             study_name = names[0]
         else:
             raise ResultsError(
-                f"{url}: no study named {study_name!r} (studies: {', '.join(names) or 'none'})"
+                f"{shown}: no study named {study_name!r} (studies: {', '.join(names) or 'none'})"
             )
     study = optuna.load_study(study_name=study_name, storage=url)
     metric_names = study.metric_names or (

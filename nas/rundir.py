@@ -1,6 +1,7 @@
 """The run directory of a sweep: layout, run.json, the trials table, frozen files.
 
-Layout (docs/internals.md): ``run.json``, ``experiment.yaml``, ``study.db``, ``ray/``,
+Layout (docs/internals.md): ``run.json``, ``experiment.yaml``, ``study.journal`` (runs before
+format 3: ``study.db``), ``ray/``,
 ``trials.csv`` + ``trials.parquet``, ``archs/<arch_id[:12]>.yaml``, ``pareto.csv``,
 ``variants/<name>.yaml`` (and ``variants/<label>/`` sets), ``weights/`` (kept trained weights,
 `nas.weights`), ``final/`` (final trainings), ``plots/``, ``latency_cache/``, ``data/``
@@ -25,9 +26,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-RUN_FORMAT = "opennac-run/2"
-# /1: one latency target (no ``@target`` columns, no ``variants/<target>/`` sets); still read
-OLD_RUN_FORMATS = ("opennac-run/1",)
+RUN_FORMAT = "opennac-run/3"
+# /2: the study in SQLite (study.db; /3: study.journal, `nas.storage`); /1: also one latency
+# target (no ``@target`` columns, no ``variants/<target>/`` sets). Both still read and resumed.
+OLD_RUN_FORMATS = ("opennac-run/2", "opennac-run/1")
 
 # The trials table, in order (docs/internals.md); param_<name> columns follow `number`..`arch_id`.
 STATUSES = ("COMPLETE", "STOPPED", "FAIL", "INFEASIBLE", "RUNNING")
@@ -237,9 +239,12 @@ class RunDir:
         self.write_meta(meta)
         return meta
 
-    def storage_url(self, configured: str | None = None) -> str:
-        """The Optuna storage URL: the experiment's, or SQLite in the run directory."""
-        return configured or f"sqlite:///{self.study_db.resolve()}"
+    def storage_url(self, configured: str | None = None) -> Any:
+        """The Optuna storage: the experiment's URL, else the run's own (`nas.storage`: the
+        journal file, or study.db for runs made before it), a URL or a storage object."""
+        from nas.storage import run_storage
+
+        return run_storage(self.path, configured)
 
     # -- trials table -----------------------------------------------------------------------------
     def write_trials(self, rows: Iterable[Mapping[str, Any]]) -> Any:

@@ -133,6 +133,9 @@ class _Session:
         self.notes: list[str] = []
         self.warnings: list[str] = []  # printed loudly before the variants
         self.code_version = code_version()
+        from nas.drivertime import DriverClock
+
+        self.clock = DriverClock()  # where the driver's own time goes (run.json: timing)
 
     # -- the steps --------------------------------------------------------------------------------
     def run(self) -> Path:
@@ -143,8 +146,10 @@ class _Session:
         self.sessions = sessions = list(meta.get("sessions") or [])
         self.session = len(sessions) + 1
         # a killed session's elapsed_s is its last heartbeat (`_heartbeat`)
-        self._setup(elapsed_before=float(sum(s.get("elapsed_s") or 0 for s in sessions)))
-        self._connect()
+        with self.clock.phase("startup", "setup"):
+            self._setup(elapsed_before=float(sum(s.get("elapsed_s") or 0 for s in sessions)))
+        with self.clock.phase("startup", "ray"):
+            self._connect()
         sessions.append({"session": self.session, "started": now_iso(),
                          "host": socket.gethostname(), "pid": os.getpid(),
                          "code_version": self.code_version, "elapsed_s": 0.0})
@@ -162,6 +167,8 @@ class _Session:
                                 elapsed_s=round(time.monotonic() - self.t0, 3))
             self.rd.update_meta(status=status, sessions=sessions)
         self._finish(status)
+        sessions[-1].update(timing=self.clock.summary())
+        self.rd.update_meta(sessions=sessions)
         return self.rd.path
 
     def _heartbeat(self, force: bool = False) -> None:
@@ -177,6 +184,7 @@ class _Session:
     def _setup(self, elapsed_before: float) -> None:
         """Everything before Ray: a user error here leaves no trace in the run directory
         beyond what was there (a fresh one is removed by `run_search`)."""
+        from nas.drivertime import timed_searcher
         from nas.progress import Progress
         from nas.searcher import StudySearcher, make_sampler
 
@@ -210,7 +218,7 @@ class _Session:
         if exp.budget.wall_time_s is not None:
             deadline = self.t0 + exp.budget.wall_time_s - elapsed_before
         stopped: set[str] = set()
-        self.searcher = searcher = StudySearcher(
+        self.searcher = searcher = timed_searcher(StudySearcher, self.clock)(
             self.study, self.space, exp.objectives, exp.fidelity.epochs,
             make_config=self._make_config, on_finish=self._on_finish,
             max_trials=exp.budget.trials, deadline=deadline, stopped=stopped,
@@ -237,7 +245,9 @@ class _Session:
             url = self.rd.storage_url(self.exp.storage_url())
         except ExperimentError as exc:
             raise SearchError(str(exc)) from None
-        shown = mask_text(url)  # messages never show a password
+        from nas.storage import describe
+
+        shown = mask_text(describe(url))  # messages never show a password
         name = self.rd.name
         directions = ["maximize" if d == "max" else "minimize"
                       for d in self.exp.objectives.values()]
@@ -399,6 +409,7 @@ class _Session:
         )
         from nas.runlock import StopWatch
 
+        self.clock.mark = time.monotonic()  # until the first ask: startup.tuner
         previous = _sigterm_as_sigint()
         watch = StopWatch(self.rd.path, lambda: os.kill(os.getpid(), signal.SIGINT))
         watch.clear()  # a request left from before this session is not for it
@@ -406,6 +417,7 @@ class _Session:
         try:
             tuner.fit()
         finally:
+            self._fit_end = time.monotonic()
             watch.stop()
             if watch.requested:
                 self.notes.append("stopped by `opennac stop`")
@@ -430,6 +442,12 @@ class _Session:
 
     # -- after each trial and at the end ----------------------------------------------------------
     def _on_finish(self, frozen: Any) -> None:
+        self.clock.trials += 1
+        self._last_told = time.monotonic()
+        with self.clock.per_trial("files_s"):
+            self._after_trial(frozen)
+
+    def _after_trial(self, frozen: Any) -> None:
         from nas.weights import work_dir_of
 
         shutil.rmtree(work_dir_of(self.rd.path, frozen.number), ignore_errors=True)
@@ -484,14 +502,21 @@ class _Session:
         prune_weights(self.rd.path, df, self.exp.objectives, self.exp.weights.keep)
 
     def _finish(self, status: str) -> None:
-        self._clean_work()
-        df = self._write_table()
-        front = self._front(df)
-        front.to_csv(self.rd.pareto_csv, index=False)
-        self.rd.update_meta(noise=self.band.to_dict())
-        variants = self._variants(df, measure=status == "finished")
-        self._prune_weights(df)
-        self._plots(df)
+        clock = self.clock
+        last = getattr(self, "_last_told", None)
+        if last is not None and getattr(self, "_fit_end", None) is not None:
+            clock.add("finish", "tune", time.monotonic() - last)  # Tune and Ray shutting down
+        with clock.phase("finish", "table"):
+            self._clean_work()
+            df = self._write_table()
+            front = self._front(df)
+            front.to_csv(self.rd.pareto_csv, index=False)
+            self.rd.update_meta(noise=self.band.to_dict())
+        with clock.phase("finish", "variants"):
+            variants = self._variants(df, measure=status == "finished")
+            self._prune_weights(df)
+        with clock.phase("finish", "plots"):
+            self._plots(df)
         counts = _counts(df)
         if status == "interrupted":
             self.notes.append(f"interrupted: continue with `opennac resume {self.rd.path}`")

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,9 @@ class TrialSettings:
     # target -> keys of the target objectives measured there beyond the ``always`` ones (those
     # named with ``@target``; an unsuffixed name means the primary target)
     target_extras: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    workers: int = 0  # DataLoader workers of a training (`loader_workers`)
+    # epochs evaluated besides the last (`eval_epochs`); None: every fidelity.eval_every
+    eval_epochs: tuple[int, ...] | None = None
 
     def measures_on(self, objective: Objective, target: str) -> bool:
         """Whether a target objective is measured on ``target``."""
@@ -84,7 +88,32 @@ def trial_settings(exp: Experiment, data_path: str, latency_cache: str | Path,
         keep_weights=exp.weights.keep,
         objectives=dict(exp.objectives),
         target_extras=target_extras(exp),
+        workers=loader_workers(exp),
+        eval_epochs=eval_epochs(exp),
     )
+
+
+def loader_workers(exp: Experiment) -> int:
+    """DataLoader workers per training: ``fidelity.workers``, else the CPUs a trial reserves
+    beyond its torch threads (``resources.cpu`` - ``fidelity.threads``, at least 0)."""
+    if exp.fidelity.workers is not None:
+        return int(exp.fidelity.workers)
+    return max(0, math.floor(exp.resources.cpu) - int(exp.fidelity.threads or 1))
+
+
+def eval_epochs(exp: Experiment) -> tuple[int, ...] | None:
+    """The epochs a trial evaluates at besides its last: with ``fidelity.eval_every`` None
+    (every N epochs, the trainer's rule); else the ASHA scheduler's rungs (grace x reduction^k
+    below max_t, rounded up to whole epochs, as Ray's ASHA places them), or none at all."""
+    if exp.fidelity.eval_every is not None:
+        return None
+    sch = exp.scheduler
+    if sch.type != "asha":
+        return ()
+    max_t = sch.max_t or exp.fidelity.epochs
+    count = int(math.log(max_t / sch.grace) / math.log(sch.reduction) + 1)
+    return tuple(sorted({math.ceil(sch.grace * sch.reduction ** k - 1e-9)
+                         for k in range(max(count, 0))}))
 
 
 def target_extras(exp: Experiment) -> dict[str, tuple[str, ...]]:
@@ -118,4 +147,11 @@ def measured_objectives(exp: Experiment) -> tuple[Objective, ...]:
     return tuple(out)
 
 
-__all__ = ["TrialSettings", "measured_objectives", "target_extras", "trial_settings"]
+__all__ = [
+    "TrialSettings",
+    "eval_epochs",
+    "loader_workers",
+    "measured_objectives",
+    "target_extras",
+    "trial_settings",
+]

@@ -197,18 +197,25 @@ def _train(config: dict[str, Any], s: TrialSettings, spec: Any, rec: dict[str, A
     slot = quiet.training() if quiet else contextlib.nullcontext(None)
 
     def on_epoch(epoch: int, metrics: dict[str, Any]) -> None:
+        """After every epoch; ``metrics`` has the scores only after an evaluation (at the
+        scheduler's rungs and the last epoch, or every ``fidelity.eval_every``)."""
         if quiet is not None:
             quiet.breathe()
         rec["epochs_done"] = int(epoch)
         now = time.perf_counter()
         rec["train_s"] = round(now - t_train, 3)  # so far: a stopped trial keeps its times
         rec["wall_s"] = round(now - t0, 3)
-        for key in train_keys():  # the scores training reports (`nas.objectives`)
+        keys = train_keys()  # the scores training reports (`nas.objectives`)
+        evaluated = metrics.get(keys[0]) is not None
+        for key in keys:
             if metrics.get(key) is not None:
                 rec[key] = float(metrics[key])
         if rec.get("ap") is not None and not math.isfinite(rec["ap"]):
             raise FloatingPointError(f"AP is {rec['ap']} after epoch {epoch}")
-        report({**rec, "epoch": int(epoch), "loss": metrics.get("loss")})
+        # an epoch without evaluation reports progress only (no earlier AP: ASHA ranks fresh
+        # scores at its rungs)
+        shown = rec if evaluated else {k: v for k, v in rec.items() if k not in keys}
+        report({**shown, "epoch": int(epoch), "loss": metrics.get("loss")})
         log_epoch(config.get("epoch_log"), config["number"], epoch)
         if fail_after is not None and epoch >= fail_after:
             raise InjectedFailure(f"injected failure after epoch {epoch} (OPENNAC_FAIL_TRIALS)")
@@ -234,7 +241,7 @@ def _train(config: dict[str, Any], s: TrialSettings, spec: Any, rec: dict[str, A
             run_cfg = dataclasses.replace(cfg, seed=seed)
             out_dir = None if work is None else work if i == 0 else work / f"seed_{seed}"
             runs.append(train_candidate(
-                spec, data, run_cfg, callback=on_epoch if i == 0 else on_repeat_epoch,
+                spec, data, run_cfg, on_epoch_end=on_epoch if i == 0 else on_repeat_epoch,
                 out_dir=out_dir, resume=True,  # the main run's weights are kept
                 init=parent, teacher=teacher,
             ))
@@ -311,7 +318,14 @@ def train_config(s: TrialSettings, epochs: int | None = None) -> Any:
         "device": s.train_device,
         "num_threads": int(f.threads or 1),
         "deterministic": bool(f.deterministic),
+        "workers": int(getattr(s, "workers", 0) or 0),
+        "channels_last": bool(getattr(f, "channels_last", False)),
+        "amp_cpu": bool(getattr(f, "amp_cpu", False)),
     }
+    if getattr(f, "eval_every", None) is not None:
+        kwargs["eval_every"] = int(f.eval_every)
+    elif getattr(s, "eval_epochs", None) is not None:
+        kwargs["eval_epochs"] = tuple(s.eval_epochs)
     if f.lr is not None:
         kwargs["lr"] = f.lr
     for key in RECIPE_OPTIONS:  # None: the recipe's choice

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from models import load_arch_record
-from nas.rundir import flat_attrs
+from nas.rundir import RunDir, flat_attrs
 from nas.search import run_search
 from nas.variants import select_variants
 
@@ -85,7 +85,7 @@ def test_stopped_trials_are_pruned_in_the_study(asha_run: Path) -> None:
     import optuna
     from optuna.trial import TrialState
 
-    study = optuna.load_study(study_name="asha", storage=f"sqlite:///{asha_run / 'study.db'}")
+    study = optuna.load_study(study_name="asha", storage=RunDir(asha_run).storage_url())
     df = pd.read_csv(asha_run / "trials.csv").set_index("number")
     for t in study.trials:
         row = df.loc[t.number]

@@ -24,6 +24,7 @@ from nas.objectives import (
 )
 from nas.pareto import pareto_front
 from nas.results import load_run
+from nas.rundir import RunDir
 
 
 def _backbone_blocks(ctx: TrialContext) -> dict[str, Any]:
@@ -112,7 +113,7 @@ def test_a_registered_objective_is_searched_fronted_reported(sweep: Path, tmp_pa
         spec = load_arch_record(sweep / row["arch_file"]).spec
         assert row["backbone_blocks"] == sum(s.depth for s in spec.backbone.stages)
     # the study optimises it: its values and names are the experiment's objectives
-    study = optuna.load_study(study_name="objectives", storage=f"sqlite:///{sweep}/study.db")
+    study = optuna.load_study(study_name="objectives", storage=RunDir(sweep).storage_url())
     assert study.metric_names == list(OBJECTIVES)
     for t in study.get_trials(states=[optuna.trial.TrialState.COMPLETE]):
         assert t.values[3] == df.loc[df.number == t.number, "backbone_blocks"].item()

@@ -33,7 +33,7 @@ def test_driver_killed_thrice_then_resumed(tmp_path: Path, tiny: Any, ray_local:
     # 1. killed while trial 1 is sampled: 5 of its parameters stored, the rest missing
     rc, out, _ = drive(["search", str(path), "--output", str(tmp_path)], address, "sample:1:5")
     assert rc == -9, out
-    study = optuna.load_study(study_name="killed", storage=f"sqlite:///{run / 'study.db'}")
+    study = optuna.load_study(study_name="killed", storage=RunDir(run).storage_url())
     t1 = study.trials[1]
     assert t1.state.name == "RUNNING" and len(t1.params) == 5
     with pytest.raises(SpaceError, match="missing"):  # what made every resume fail before

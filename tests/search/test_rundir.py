@@ -18,7 +18,7 @@ from nas.variants import parse_budget_args, select_variants
 
 def test_create_refuses_an_existing_run(tmp_path: Path) -> None:
     rd = RunDir.create(tmp_path / "r", "r")
-    assert rd.meta()["format"] == "opennac-run/2" and rd.meta()["status"] == "created"
+    assert rd.meta()["format"] == "opennac-run/3" and rd.meta()["status"] == "created"
     with pytest.raises(RunDirError, match="opennac resume"):
         RunDir.create(tmp_path / "r", "r")
     with pytest.raises(RunDirError, match="not a run directory"):

@@ -45,7 +45,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory, tiny: Any, ray_local: Any) -
 def test_sweep_end_to_end(sweep: Path) -> None:
     rd = RunDir.open(sweep)
     meta = rd.meta()
-    assert meta["status"] == "finished" and meta["format"] == "opennac-run/2"
+    assert meta["status"] == "finished" and meta["format"] == "opennac-run/3"
     df = pd.read_parquet(sweep / "trials.parquet")
     csv = pd.read_csv(sweep / "trials.csv")
     assert list(df.columns) == list(csv.columns) and len(df) == len(csv) == 3
@@ -69,7 +69,7 @@ def test_sweep_end_to_end(sweep: Path) -> None:
         assert rec.provenance["trial"] == row["number"] and rec.provenance["run"] == "e2e"
     pareto = pd.read_csv(sweep / "pareto.csv")
     assert set(pareto["number"]) <= {0, 2} and len(pareto) >= 1
-    assert (sweep / "experiment.yaml").is_file() and (sweep / "study.db").is_file()
+    assert (sweep / "experiment.yaml").is_file() and (sweep / "study.journal").is_file()
 
 
 def test_failing_trial_recorded_sweep_goes_on(sweep: Path) -> None:
@@ -91,7 +91,7 @@ def test_reference_points_replay_exactly(sweep: Path) -> None:
     names = list(refs)[:3]  # budget of 3: Pose N, S, M in order
     assert list(df["reference"]) == names
     assert list(df["arch_id"]) == [refs[n].arch_id for n in names]
-    study = optuna.load_study(study_name="e2e", storage=f"sqlite:///{sweep / 'study.db'}")
+    study = optuna.load_study(study_name="e2e", storage=RunDir(sweep).storage_url())
     for t in study.trials:
         replayed = space.sample(optuna.trial.FixedTrial(t.params))
         assert replayed.arch_id == refs[names[t.number]].arch_id
@@ -169,7 +169,7 @@ def test_constraint_violations_never_train(tmp_path: Path, tiny: Any, ray_local:
     assert len(list((run / "archs").glob("*.yaml"))) == 1
     import optuna
 
-    study = optuna.load_study(study_name="constrained", storage=f"sqlite:///{run / 'study.db'}")
+    study = optuna.load_study(study_name="constrained", storage=RunDir(run).storage_url())
     assert all(t.constraints["c_params"] > 0 for t in study.trials[1:])
     assert [t.number for t in study.best_trials] == [0]
 
@@ -192,9 +192,9 @@ def test_interrupted_sweep_resumes_to_budget(tmp_path: Path, tiny: Any, ray_loca
     finishes; `resume` completes it: every number once, no finished trial run again."""
     import os
     import signal
-    import sqlite3
     import time
 
+    import optuna
     import yaml
 
     exp = tiny("inter", fidelity={"epochs": 2, "image_size": 64, "batch": 4, "seed": 0},
@@ -207,17 +207,17 @@ def test_interrupted_sweep_resumes_to_budget(tmp_path: Path, tiny: Any, ray_loca
          "--address", address, "--quiet"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ),
     )
-    db = tmp_path / "inter" / "study.db"
+    journal = tmp_path / "inter" / "study.journal"
     deadline = time.monotonic() + 150
     done = 0
     while time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.5)
-        if db.exists():
-            try:
-                with sqlite3.connect(db) as con:
-                    done = con.execute(
-                        "select count(*) from trials where state = 'COMPLETE'").fetchone()[0]
-            except sqlite3.Error:
+        if journal.exists():
+            try:  # read while the sweep writes it
+                study = optuna.load_study(study_name="inter",
+                                          storage=RunDir(tmp_path / "inter").storage_url())
+                done = sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False))
+            except Exception:  # noqa: BLE001 - not created yet
                 done = 0
         if done >= 1:
             break
