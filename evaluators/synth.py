@@ -237,6 +237,25 @@ def _shape_polygon(kind: str, cx: float, cy: float, r: float, rot: float) -> lis
     return [(cx + r * (x * c - y * s), cy + r * (x * s + y * c)) for x, y in pts]
 
 
+def _paint_shape(draw: ImageDraw.ImageDraw, rng: np.random.Generator, kind: str,
+                 circle: tuple[float, float, float], fill: Any, size: tuple[int, int],
+                 tilt: float) -> Image.Image:
+    """Paint one shape (centre and radius ``circle``; polygons turned by up to +-``tilt``
+    radians) on ``draw`` and return its own binary mask of the image's ``size``."""
+    cx, cy, r = circle
+    mask = Image.new("L", size, 0)
+    mdraw = ImageDraw.Draw(mask)
+    if kind == "disk":
+        box = [cx - r, cy - r, cx + r, cy + r]
+        draw.ellipse(box, fill=fill)
+        mdraw.ellipse(box, fill=255)
+    else:
+        poly = _shape_polygon(kind, cx, cy, r, rng.uniform(-tilt, tilt))
+        draw.polygon(poly, fill=fill)
+        mdraw.polygon(poly, fill=255)
+    return mask
+
+
 def _draw_detection(rng: np.random.Generator, w: int, h: int) -> tuple[Image.Image, list]:
     image = _background(rng, w, h)
     draw = ImageDraw.Draw(image)
@@ -254,16 +273,7 @@ def _draw_detection(rng: np.random.Generator, w: int, h: int) -> tuple[Image.Ima
         placed.append((cx, cy, r))
         cid, kind, colour = SHAPE_CLASSES[int(rng.integers(0, len(SHAPE_CLASSES)))]
         fill = _jitter(rng, colour, 12)
-        mask = Image.new("L", (w, h), 0)
-        mdraw = ImageDraw.Draw(mask)
-        if kind == "disk":
-            box = [cx - r, cy - r, cx + r, cy + r]
-            draw.ellipse(box, fill=fill)
-            mdraw.ellipse(box, fill=255)
-        else:
-            poly = _shape_polygon(kind, cx, cy, r, rng.uniform(-0.3, 0.3))
-            draw.polygon(poly, fill=fill)
-            mdraw.polygon(poly, fill=255)
+        mask = _paint_shape(draw, rng, kind, (cx, cy, r), fill, (w, h), tilt=0.3)
         got = _mask_box(mask)
         if got is None:
             continue
@@ -284,16 +294,7 @@ def _draw_shape_crowd(rng: np.random.Generator, w: int, h: int) -> tuple[Image.I
         cx, cy = rng.uniform(0, w), rng.uniform(0, h)
         cid, kind, _ = SHAPE_CLASSES[int(rng.integers(0, len(SHAPE_CLASSES)))]
         fill = tuple(int(c) for c in rng.integers(20, 236, size=3))
-        mask = Image.new("L", (w, h), 0)
-        mdraw = ImageDraw.Draw(mask)
-        if kind == "disk":
-            box = [cx - r, cy - r, cx + r, cy + r]
-            draw.ellipse(box, fill=fill)
-            mdraw.ellipse(box, fill=255)
-        else:
-            poly = _shape_polygon(kind, cx, cy, r, rng.uniform(-0.6, 0.6))
-            draw.polygon(poly, fill=fill)
-            mdraw.polygon(poly, fill=255)
+        mask = _paint_shape(draw, rng, kind, (cx, cy, r), fill, (w, h), tilt=0.6)
         cover = np.asarray(mask) > 0
         for shape in shapes:
             shape["visible"] &= ~cover

@@ -94,16 +94,9 @@ def run_calibration(
     suffix = f"-{tag}" if tag else ""  # a folder keeps one calibration per kind of start
     dump_experiment(exp, out / f"experiment{suffix}.yaml")
     jobs = _jobs(exp, candidates, seeds, long_epochs, long_seeds)
-    pending = [j for j in jobs if not _job_path(jobs_dir, j).is_file()]
-    say(f"opennac calibrate: {len(candidates)} archs, {seeds} seed(s) at "
-        f"{exp.fidelity.epochs} epochs, {long_seeds} at {long_epochs}: {len(jobs)} trainings, "
-        f"{len(jobs) - len(pending)} done before, into {out}")
-    if pending and train:
-        data_path = _prepare_data(exp, out)
-        specs = {c["arch_id"]: c["spec"] for c in candidates}
-        _run_jobs(exp, out, data_path, specs, pending, jobs_dir, len(jobs) - len(pending),
-                  len(jobs), concurrency or exp.budget.concurrency, address, say)
-    results = [_read_job(jobs_dir, j) for j in jobs]
+    intro = (f"opennac calibrate: {len(candidates)} archs, {seeds} seed(s) at "
+             f"{exp.fidelity.epochs} epochs, {long_seeds} at {long_epochs}: ")
+    results = _train_missing(exp, out, candidates, jobs, intro, train, concurrency, address, say)
     cal = calibration_stats(exp, candidates, results, seeds, long_epochs, long_seeds)
     cal["start"] = tag or "scratch"
     cal["file"] = str(out / f"calibration{suffix}.json")
@@ -137,9 +130,19 @@ def train_archs(
     jobs_dir = out / "jobs"
     jobs_dir.mkdir(parents=True, exist_ok=True)
     jobs = _jobs(exp, candidates, seeds, exp.fidelity.epochs, 0)
+    intro = f"{len(candidates)} archs x {seeds} seed(s) at {exp.fidelity.epochs} epochs: "
+    return _train_missing(exp, out, candidates, jobs, intro, train, concurrency, address, say)
+
+
+def _train_missing(exp: Experiment, out: Path, candidates: list[dict[str, Any]],
+                   jobs: list[dict[str, Any]], intro: str, train: bool,
+                   concurrency: int | None, address: str | None,
+                   say: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Train the ``jobs`` that ``out/jobs`` lacks (unless ``train`` is false) and return every
+    job's record, MISSING for one not finished; ``intro`` starts the one-line summary."""
+    jobs_dir = out / "jobs"
     pending = [j for j in jobs if not _job_path(jobs_dir, j).is_file()]
-    say(f"{len(candidates)} archs x {seeds} seed(s) at {exp.fidelity.epochs} epochs: "
-        f"{len(jobs)} trainings, {len(jobs) - len(pending)} done before, into {out}")
+    say(f"{intro}{len(jobs)} trainings, {len(jobs) - len(pending)} done before, into {out}")
     if pending and train:
         data_path = _prepare_data(exp, out)
         specs = {c["arch_id"]: c["spec"] for c in candidates}
