@@ -13,7 +13,7 @@ from the table, ``--pool`` rows, the best ``--keep`` enqueued first) next to the
 
     .venv/bin/python benchmarks/sampler.py [--table benchmarks/data/quickstart_table.csv]
         [--experiment experiments/quickstart.yaml] [--seeds 20] [--trials 75]
-        [--samplers random,nsga2,tpe,gp,default] [--pool 32] [--keep 6] [--json]
+        [--samplers random,nsga2,tpe,gp,default] [--pool 32] [--keep 6] [--jobs 2] [--json]
 
 ``--json``: the last line is one JSON object: ``hv_at`` {sampler: {trials: {mean, lo, hi}}},
 ``trials_to_random75`` {sampler: trials or null}, ``kendall_tau`` {proxy: tau},
@@ -37,8 +37,45 @@ sys.path.insert(0, str(ROOT))  # the packages, not benchmarks/models.py, are `mo
 CHECKPOINTS = (12, 25, 50, 75)
 
 
+_WORLD: dict[str, Any] = {}  # what forked workers replay on (set before the pool starts)
+
+
+def _replay_one(task: tuple[str, int]) -> tuple[str, int, np.ndarray, float]:
+    from nas.replay import replay_curve
+
+    name, seed = task
+    w = _WORLD
+    t0 = time.perf_counter()
+    curve = replay_curve(w["table"], w["space"], w["plans"][name], seed, w["trials"],
+                         w["reference"])
+    return name, seed, curve, time.perf_counter() - t0
+
+
+def replay_all(table: Any, space: Any, plans: dict[str, Any], seeds: int, trials: int,
+               reference: tuple[float, float], jobs: int = 1
+               ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Every sampler's ``seeds`` curves (stacked by seed) and its replay time summed over its
+    searches; ``jobs`` > 1 runs the searches in that many forked processes (the GP sampler's
+    proposals take seconds each, the others milliseconds)."""
+    _WORLD.update(table=table, space=space, plans=plans, trials=trials, reference=reference)
+    tasks = [(name, s) for name in plans for s in range(seeds)]
+    if jobs > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+            done = list(pool.map(_replay_one, tasks))
+    else:
+        done = [_replay_one(t) for t in tasks]
+    curves = {name: np.stack([c for n, _, c, _ in sorted(done, key=lambda d: d[1]) if n == name])
+              for name in plans}
+    wall = {name: round(sum(t for n, _, _, t in done if n == name), 1) for name in plans}
+    return curves, wall
+
+
 def run(table_path: str, experiment: str, samplers: list[str], seeds: int, trials: int,
-        pool: int, keep: int, prescreen: bool = True) -> dict[str, Any]:
+        pool: int, keep: int, prescreen: bool = True, jobs: int = 1) -> dict[str, Any]:
     """All the numbers of the benchmark as one JSON-ready dict."""
     from nas.benchtable import read_table
     from nas.experiment import load_experiment
@@ -47,7 +84,6 @@ def run(table_path: str, experiment: str, samplers: list[str], seeds: int, trial
         kendall_tau,
         mean_ci,
         plan_of,
-        replay_curve,
         trials_to_reach,
     )
 
@@ -71,13 +107,7 @@ def run(table_path: str, experiment: str, samplers: list[str], seeds: int, trial
         for proxy in taus:
             plans[f"default+{proxy}"] = SamplerPlan(d.kind, d.population, d.seed_references,
                                                     (proxy, pool, keep))
-    curves: dict[str, np.ndarray] = {}
-    wall: dict[str, float] = {}
-    for name, plan in plans.items():
-        t0 = time.perf_counter()
-        curves[name] = np.stack([replay_curve(table, space, plan, s, trials, reference)
-                                 for s in range(seeds)])
-        wall[name] = round(time.perf_counter() - t0, 1)
+    curves, wall = replay_all(table, space, plans, seeds, trials, reference, jobs)
     marks = [c for c in CHECKPOINTS if c <= trials] or [trials]
     hv_at = {name: {str(c): mean_ci(cv[:, c - 1]) for c in marks} for name, cv in curves.items()}
     target = float(curves["random"][:, trials - 1].mean()) if "random" in curves else None
@@ -125,19 +155,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--pool", type=int, default=32, help="pre-screen pool (table rows)")
     ap.add_argument("--keep", type=int, default=6, help="pre-screened trials enqueued")
     ap.add_argument("--no-prescreen", action="store_true", help="skip the proxy comparison")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="simulated searches run at once, in forked processes (default 1)")
     ap.add_argument("--json", action="store_true", help="last line: the numbers as JSON")
     args = ap.parse_args(argv)
     from nas.benchtable import TableError
     from nas.experiment import ExperimentError
 
     for key, value, low in (("--seeds", args.seeds, 2), ("--trials", args.trials, 2),
-                            ("--pool", args.pool, 1), ("--keep", args.keep, 1)):
+                            ("--pool", args.pool, 1), ("--keep", args.keep, 1), ("--jobs", args.jobs, 1)):
         if value < low:
             ap.error(f"{key}: expected an integer >= {low}, got {value}")
     samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
     try:
         res = run(args.table, args.experiment, samplers, args.seeds, args.trials,
-                  args.pool, args.keep, prescreen=not args.no_prescreen)
+                  args.pool, args.keep, prescreen=not args.no_prescreen, jobs=args.jobs)
     except (TableError, ExperimentError, ValueError) as exc:
         ap.exit(2, f"sampler: {exc}\n")
     print_report(res)

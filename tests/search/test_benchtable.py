@@ -145,3 +145,24 @@ def test_sampler_benchmark_json(space, table_path: Path, tmp_path: Path, capsys)
         assert 0 < at["lo"] <= at["mean"] <= at["hi"]
     assert any(line.startswith("| default |") for line in out)
     assert "reference point AP 0.0" in "\n".join(out)
+
+
+def test_parallel_replays_equal_serial_ones(space, table_path: Path) -> None:
+    """benchmarks/sampler.py --jobs 2: the searches run in forked processes give the very
+    curves of the serial run (each search is seeded), in seed order per sampler."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import sampler as bench
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    table = read_table(table_path)
+    table.bind(space)
+    plans = {"random": plan_of("random", None), "nsga2": plan_of("nsga2", None)}
+    serial, _ = bench.replay_all(table, space, plans, seeds=3, trials=8, reference=(0.0, 30.0))
+    forked, wall = bench.replay_all(table, space, plans, seeds=3, trials=8,
+                                    reference=(0.0, 30.0), jobs=2)
+    assert set(forked) == set(plans) and set(wall) == set(plans)
+    for name in plans:
+        assert forked[name].shape == (3, 8)
+        np.testing.assert_array_equal(forked[name], serial[name])
+    assert not np.array_equal(serial["random"][0], serial["random"][1])  # seeds differ
