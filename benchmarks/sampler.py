@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> None:
     from nas.experiment import ExperimentError
 
     for key, value, low in (("--seeds", args.seeds, 2), ("--trials", args.trials, 2),
-                            ("--pool", args.pool, 1), ("--keep", args.keep, 1), ("--jobs", args.jobs, 1)):
+                            ("--pool", args.pool, 1), ("--keep", args.keep, 1),
+                            ("--jobs", args.jobs, 1)):
         if value < low:
             ap.error(f"{key}: expected an integer >= {low}, got {value}")
     samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
