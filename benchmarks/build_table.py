@@ -20,9 +20,10 @@ refused. The table is written at the end (``--report-only``: from what is finish
         [--archs 150] [--repeats 2] [--out benchmarks/data/quickstart_table.csv]
         [--work benchmarks/out/table] [--report-only]
 
-At the quickstart's settings (30 epochs, 60 training images) the full table is about 150 x 2 x
-70 s of training on two cores (about 3 h at concurrency 2); on a GPU machine set
-``resources.gpu`` in a copy of the experiment.
+At the quickstart's settings (5 epochs, 200 training images at 96 px) the full table is about
+150 x 2 x 30 s of training at concurrency 2 on two cores (about 75 min), after about 20 min of
+latency and zero-cost measurements; on a GPU machine set ``resources.gpu`` in a copy of the
+experiment.
 """
 
 from __future__ import annotations
