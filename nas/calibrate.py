@@ -189,6 +189,25 @@ def _fingerprint(exp: Experiment) -> dict[str, Any]:
             "train_device": "cuda" if exp.resources.gpu > 0 else "cpu"}
 
 
+# Fidelity keys that do not change a training's result (the loader's sample does not depend on
+# its worker count; `eval_every` only adds evaluations before the last), and the value that
+# keys added later had in every folder written before them.
+_RESULT_NEUTRAL = ("workers", "eval_every")
+_ADDED_LATER = {"channels_last": False, "amp_cpu": False}
+
+
+def _comparable(fingerprint: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A fingerprint as compared between a folder and a run: result-neutral fidelity keys left
+    out, keys the folder predates read as the value they had then (so a folder written before
+    them is not refused for keys that change nothing)."""
+    if not isinstance(fingerprint, dict) or not isinstance(fingerprint.get("fidelity"), dict):
+        return fingerprint
+    fid = {**_ADDED_LATER, **fingerprint["fidelity"]}
+    for key in _RESULT_NEUTRAL:
+        fid.pop(key, None)
+    return {**fingerprint, "fidelity": fid}
+
+
 def _plan(exp: Experiment, candidates: list[dict[str, Any]], seeds: int, long_epochs: int,
           long_seeds: int) -> dict[str, Any]:
     return {"format": PLAN_FORMAT, "fingerprint": _fingerprint(exp),
@@ -206,9 +225,9 @@ def _check_plan(out: Path, plan: dict[str, Any]) -> None:
                                "choose another --output")
     if path.is_file():
         old = json.loads(path.read_text())
-        if old.get("fingerprint") != plan["fingerprint"]:
-            diff = [k for k in plan["fingerprint"]
-                    if (old.get("fingerprint") or {}).get(k) != plan["fingerprint"][k]]
+        old_fp, new_fp = _comparable(old.get("fingerprint")), _comparable(plan["fingerprint"])
+        if old_fp != new_fp:
+            diff = [k for k in new_fp if (old_fp or {}).get(k) != new_fp[k]]
             raise CalibrationError(
                 f"{out}: made with other settings ({', '.join(diff) or 'format'} differ); its "
                 "trainings cannot be reused: choose another --output"

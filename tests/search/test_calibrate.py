@@ -14,7 +14,7 @@ import pytest
 import yaml
 from _handrun import make_hand_run  # tests/search/_handrun.py
 
-from nas.calibrate import rank_agreement
+from nas.calibrate import CalibrationError, _check_plan, rank_agreement
 from nas.cli import main
 from nas.noise import run_noise
 from nas.report import build_report
@@ -27,6 +27,28 @@ def test_rank_agreement() -> None:
     assert out["pairs"] == 6 and out["pairs_correct"] == pytest.approx(5 / 6, abs=1e-4)
     assert out["kendall_tau"] == pytest.approx(4 / 6, abs=1e-4)
     assert out["spearman"] == pytest.approx(0.8)
+
+
+def test_plan_check_ignores_result_neutral_and_later_keys(tmp_path: Path) -> None:
+    """A folder written before `workers`, `eval_every`, `channels_last` and `amp_cpu` existed is
+    reused by a run with those at their old behaviour; a change that moves results is refused."""
+    fid_then = {"image_size": 96, "batch": 8, "lr": 0.01, "threads": 1, "deterministic": True}
+    old = {"format": "opennac-calibration-plan/1", "archs": ["a"],
+           "fingerprint": {"task": "detection", "fidelity": fid_then}}
+    out = tmp_path / "cal"
+    out.mkdir()
+    (out / "plan.json").write_text(json.dumps(old))
+
+    def plan(**fid):
+        return {**old, "fingerprint": {"task": "detection", "fidelity": {
+            **fid_then, "workers": None, "eval_every": None, "channels_last": False,
+            "amp_cpu": False, **fid}}}
+
+    _check_plan(out, plan())  # the same settings as then: accepted (and the plan rewritten)
+    _check_plan(out, plan(workers=3, eval_every=1))  # loader workers, more evaluations: same AP
+    for changed in ({"amp_cpu": True}, {"channels_last": True}, {"lr": 0.02}):
+        with pytest.raises(CalibrationError, match="fidelity differ"):
+            _check_plan(out, plan(**changed))
 
 
 @pytest.mark.slow
