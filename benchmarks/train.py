@@ -17,6 +17,7 @@ The data are synthetic (``evaluators.synth``), written once into a temporary fol
 Example:
     .venv/bin/python benchmarks/train.py                        # CPU, 1 thread, ~2-4 minutes
     .venv/bin/python benchmarks/train.py --threads 2 --steps 4 --amp-cpu --channels-last
+    (--channels-last on CPU needs --amp-cpu: fp32 channels-last training aborts there)
     python benchmarks/train.py --device cuda --batch 16 --steps 20 --workers 4  # on a GPU
 """
 
@@ -37,7 +38,7 @@ import torch  # noqa: E402
 from evaluators.coco_eval import evaluate, to_coco_results  # noqa: E402
 from evaluators.data import CocoDataset, load_data_config, make_loader  # noqa: E402
 from evaluators.synth import make_synthetic  # noqa: E402
-from evaluators.trainer import TrainConfig, _optimizer  # noqa: E402
+from evaluators.trainer import CPU_CHANNELS_LAST, TrainConfig, _optimizer  # noqa: E402
 from evaluators.transforms import Augment  # noqa: E402
 from models.build import build_model  # noqa: E402
 from models.losses import loss_for  # noqa: E402
@@ -68,7 +69,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="val images for the COCO evaluation timing (default 200)",
     )
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.channels_last and args.device == "cpu" and not args.amp_cpu:
+        p.error(f"--channels-last: {CPU_CHANNELS_LAST}")
+    return args
 
 
 def _sync(device: torch.device) -> None:

@@ -553,6 +553,11 @@ def _check(exp: Experiment, src: str) -> None:
         fail("resources.gpu", f"latency.device is 'cuda': a trial measures latency on its GPU, "
              f"which a fractional share ({r.gpu}) would split with other trials' trainings; "
              "expected a whole number of GPUs (1, 2, ...)")  # fmt: skip
+    if exp.fidelity.channels_last and not exp.fidelity.amp_cpu and r.gpu <= 0:
+        from evaluators.trainer import CPU_CHANNELS_LAST
+
+        fail("fidelity.channels_last", f"trials train on CPU (resources.gpu 0): "
+             f"{CPU_CHANNELS_LAST}")  # fmt: skip
     if exp.ray.num_cpus is not None:
         _positive(fail, "ray.num_cpus", exp.ray.num_cpus)
     if exp.weights.keep not in ("front", "all", "none"):

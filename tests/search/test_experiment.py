@@ -77,6 +77,8 @@ def test_unknown_top_level_key(tiny: Any, tmp_path: Path) -> None:
         ({"fidelity": {"recipe": "yolo_nas_s"}}, "fidelity.recipe", "detection recipe"),
         ({"fidelity": {"mosaic": "yes"}}, "fidelity.mosaic", "expected true or false"),
         ({"fidelity": {"oks_area_factor": -0.5}}, "fidelity.oks_area_factor", "positive number"),
+        ({"fidelity": {"epochs": 1, "channels_last": True}}, "fidelity.channels_last",
+         "needs amp_cpu"),
     ],
 )
 def test_bad_values_name_the_key(
@@ -87,6 +89,16 @@ def test_bad_values_name_the_key(
         load_experiment(path)
     msg = str(err.value)
     assert msg.startswith(f"{path}: {key}") and expected in msg, msg
+
+
+def test_channels_last_loads_with_bf16_or_a_gpu(tiny: Any) -> None:
+    """fp32 channels-last training on CPU is refused (above); with bf16 or on GPUs it loads."""
+    bf16 = load_experiment(tiny("x", fidelity={"epochs": 1, "channels_last": True,
+                                               "amp_cpu": True}))
+    assert bf16.fidelity.channels_last and bf16.fidelity.amp_cpu
+    gpu = load_experiment(tiny("x", fidelity={"epochs": 1, "channels_last": True},
+                               resources={"cpu": 1, "gpu": 1}))
+    assert gpu.fidelity.channels_last and gpu.resources.gpu == 1
 
 
 def test_defaults_and_round_trip(tiny: Any, tmp_path: Path) -> None:

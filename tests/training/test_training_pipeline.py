@@ -82,6 +82,15 @@ def test_annotation_file_parsed_once_per_process(pose_data: Path, monkeypatch) -
     clear_index()
 
 
+def test_fp32_channels_last_on_cpu_is_refused_before_training(det_data: Path, tmp_path) -> None:
+    """fp32 channels-last backward on CPU corrupts memory in torch 2.14.1's oneDNN (the process
+    aborts): the trainer refuses it with the reason before it builds anything."""
+    cfg = TrainConfig(epochs=1, channels_last=True, **TINY)
+    with pytest.raises(ValueError, match="channels_last on CPU needs amp_cpu"):
+        train_candidate(get_preset("yolo_nas_tiny"), det_data, cfg, out_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_channels_last_and_bf16_train(det_data: Path) -> None:
     cfg = TrainConfig(epochs=1, channels_last=True, amp_cpu=True, **TINY)
     result = train_candidate(get_preset("yolo_nas_tiny"), det_data, cfg)
