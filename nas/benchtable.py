@@ -175,6 +175,13 @@ class BenchTable:
             raise TableError(f"{self.path}: bind(space) first")
         return int(np.argmin(self.encoding.distance(params, self._matrix)))
 
+    def seed_aps(self, row: int) -> list[float]:
+        """The AP of each training of row ``row`` (``ap_seeds``; ``[ap_mean]`` where the
+        table lists none)."""
+        text = self.rows[row].get("ap_seeds") or ""
+        values = [float(v) for v in str(text).split(";") if v.strip()]
+        return values or [float(self.rows[row]["ap_mean"])]
+
     def column(self, name: str) -> np.ndarray:
         return np.array([float(r[name]) if r.get(name) not in (None, "") else np.nan
                          for r in self.rows])

@@ -2,10 +2,13 @@
 
 Each simulated search is a real Optuna study (in memory) with the sampler as the experiment
 would make it (`nas.searcher.make_sampler`): a trial's parameters are proposed through the
-space's own ``sample(trial)``, the table row nearest to them answers with its ``ap_mean`` and
-``latency_ms`` (`BenchTable.nearest`), and the study is told those. The hypervolume of the
-points found after n trials (`nas.pareto.hypervolume_of_losses`; maximise AP, minimise latency)
-against a fixed reference point is the score.
+space's own ``sample(trial)`` and the table row nearest to them answers (`BenchTable.nearest`).
+The study is told the row's latency and, with ``observe="seed"`` (what a search with
+``fidelity.repeats: 1`` sees), the AP of one of the row's trainings drawn at random, or with
+``observe="mean"`` its ``ap_mean``. The score is the hypervolume of the rows found after n trials
+(`nas.pareto.hypervolume_of_losses`; maximise AP, minimise latency) against a fixed reference
+point, always on ``ap_mean`` (the table's best estimate of each row's AP): a sampler that chases
+a lucky seed is not rewarded for it.
 
 Samplers: ``random``, ``nsga2``, ``tpe``, ``gp`` (the registered ones, population and seed as
 given) and ``default``: the experiment's own ``sampler`` section with its reference points
@@ -67,10 +70,23 @@ def plan_of(name: str, exp: Any, population: int = 8) -> SamplerPlan:
     return plan
 
 
+OBSERVE = ("seed", "mean")
+
+
+def told_ap(table: BenchTable, row: int, observe: str, rng: random.Random) -> float:
+    """The AP a replayed search is told for ``row``: one training's (``seed``) or the mean."""
+    if observe == "seed":
+        return rng.choice(table.seed_aps(row))
+    if observe == "mean":
+        return float(table.rows[row]["ap_mean"])
+    raise ValueError(f"observe: expected one of {', '.join(OBSERVE)}, got {observe!r}")
+
+
 def replay_curve(table: BenchTable, space: Any, plan: SamplerPlan | str, seed: int,
-                 trials: int, reference: Sequence[float], exp: Any = None) -> np.ndarray:
-    """Hypervolume after 1..``trials`` trials of one simulated search (``reference`` =
-    (AP, latency_ms))."""
+                 trials: int, reference: Sequence[float], exp: Any = None,
+                 observe: str = "seed") -> np.ndarray:
+    """Hypervolume (on ``ap_mean``) after 1..``trials`` trials of one simulated search
+    (``reference`` = (AP, latency_ms)); ``observe``: what the study is told (module doc)."""
     import optuna
 
     from nas.searcher import make_sampler
@@ -86,11 +102,12 @@ def replay_curve(table: BenchTable, space: Any, plan: SamplerPlan | str, seed: i
         for params in _enqueued(table, space, plan, seed):
             study.enqueue_trial(params)
         losses = np.zeros((trials, 2))
+        draws = random.Random(f"observe-{seed}")
         for n in range(trials):
             trial = study.ask()
             space.sample(trial)  # proposals through the space's public suggest API
             row = table.nearest(trial.params)
-            study.tell(trial, [float(ap[row]), float(lat[row])])
+            study.tell(trial, [told_ap(table, row, observe, draws), float(lat[row])])
             losses[n] = (-ap[row], lat[row])
     ref = np.array([-float(reference[0]), float(reference[1])])
     return np.array([hypervolume_of_losses(losses[: n + 1], ref) for n in range(trials)])

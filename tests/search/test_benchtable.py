@@ -14,7 +14,7 @@ import pytest
 from models.complexity import complexity
 from nas.benchtable import FORMAT, Encoding, TableError, read_table, write_table
 from nas.pareto import hypervolume_of_losses
-from nas.replay import mean_ci, plan_of, replay_curve, trials_to_reach
+from nas.replay import mean_ci, plan_of, replay_curve, told_ap, trials_to_reach
 from search_spaces import RandomTrial, get_space
 from tests._tiny import tiny_experiment
 
@@ -101,6 +101,33 @@ def test_replay_curve_is_the_hypervolume_of_the_points_told(space, table_path: P
         study.tell(t, [ap[r], lat[r]])
         pts.append((-ap[r], lat[r]))
     assert curve[-1] == pytest.approx(hypervolume_of_losses(np.array(pts), np.array([0.0, 20.0])))
+
+
+def test_replay_tells_one_seed_and_scores_the_mean(space, table_path: Path) -> None:
+    """--observe seed (the default): the study is told one training's AP per trial, drawn from
+    the row's ``ap_seeds``; the hypervolume stays on ``ap_mean``."""
+    import random
+
+    table = read_table(table_path).bind(space, samples=32)
+    assert table.seed_aps(0) == [0.1, 0.2]
+    rng = random.Random(0)
+    told = {told_ap(table, 4, "seed", rng) for _ in range(40)}
+    assert told == {0.1, 0.2}  # both trainings are drawn, nothing else
+    assert told_ap(table, 4, "mean", rng) == table.rows[4]["ap_mean"]
+    with pytest.raises(ValueError, match="observe: expected one of seed, mean"):
+        told_ap(table, 4, "best", rng)
+    ref = (0.0, 20.0)
+    # random ignores what it is told: same proposals, so the same curve (scored on the mean)
+    np.testing.assert_array_equal(
+        replay_curve(table, space, "random", 2, 12, ref, observe="seed"),
+        replay_curve(table, space, "random", 2, 12, ref, observe="mean"))
+    # NSGA-II's later generations follow what it was told: the seeds (0.1 / 0.2, unrelated to
+    # the mean here) steer it elsewhere
+    by_seed = replay_curve(table, space, plan_of("nsga2", None, population=4), 2, 16, ref)
+    by_mean = replay_curve(table, space, plan_of("nsga2", None, population=4), 2, 16, ref,
+                           observe="mean")
+    assert not np.array_equal(by_seed, by_mean)
+    np.testing.assert_array_equal(by_seed[:4], by_mean[:4])  # the first generation is random
 
 
 def test_default_plan_is_the_experiments_sampler(table_path: Path) -> None:
