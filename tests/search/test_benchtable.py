@@ -193,3 +193,29 @@ def test_parallel_replays_equal_serial_ones(space, table_path: Path) -> None:
         assert forked[name].shape == (3, 8)
         np.testing.assert_array_equal(forked[name], serial[name])
     assert not np.array_equal(serial["random"][0], serial["random"][1])  # seeds differ
+
+
+@pytest.mark.parametrize("table_name, experiment", [
+    ("sampler_table.csv", "sampler_bench.yaml"), ("quickstart_table.csv", "quickstart.yaml")])
+def test_committed_tables_match_their_experiments(table_name: str, experiment: str) -> None:
+    """The committed tables (benchmarks/data/) were measured with what their experiment files
+    say now (a changed experiment needs a rebuilt table), and sampler_bench.yaml is the
+    quickstart's space, sampler and latency target on other data: the replayed ``default`` is
+    the quickstart's search."""
+    import dataclasses
+
+    from nas.experiment import load_experiment
+
+    exp = load_experiment(ROOT / "experiments" / experiment)
+    table = read_table(ROOT / "benchmarks" / "data" / table_name)
+    st = table.settings
+    assert st["space"] == {"name": exp.space.name, **exp.space.overrides}
+    assert st["data"] == json.loads(json.dumps(dataclasses.asdict(exp.data)))
+    fid = dataclasses.asdict(exp.fidelity)
+    assert {k: fid[k] for k in st["fidelity"]} == st["fidelity"]
+    assert st["latency"]["image_size"] == exp.latency.image_size
+    assert len(table.rows) >= 150 and all(len(table.seed_aps(i)) == 2
+                                          for i in range(len(table.rows)))
+    quick = load_experiment(ROOT / "experiments" / "quickstart.yaml")
+    assert (exp.space, exp.sampler, exp.latency, exp.seed_references) == \
+        (quick.space, quick.sampler, quick.latency, quick.seed_references)
