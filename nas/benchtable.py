@@ -218,6 +218,11 @@ def read_table(path: str | Path) -> BenchTable:
     for raw in reader:
         row = {k: (raw[k] if k in ("arch_id", "label", "ap_seeds") else _number(raw[k]))
                for k in raw}
+        try:
+            [float(v) for v in (row["ap_seeds"] or "").split(";") if v.strip()]
+        except ValueError:
+            raise TableError(f"{path}: row {len(rows) + 1} ({row['arch_id']}): ap_seeds "
+                             f"{row['ap_seeds']!r} is not ';'-separated numbers") from None
         rows.append(row)
         params.append({k[6:]: v for k, v in row.items()
                        if k.startswith("param_") and v is not None})

@@ -82,6 +82,14 @@ def test_table_refuses_foreign_files(tmp_path: Path) -> None:
     assert other.read_text() == "a,b\n1,2\n"
 
 
+def test_table_names_a_bad_seed_list(table_path: Path, tmp_path: Path) -> None:
+    text = table_path.read_text().replace("0.1;0.2", "0.1;n/a", 1)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(text)
+    with pytest.raises(TableError, match=r"bad.csv: row 1 \(.*\): ap_seeds '0.1;n/a' is not"):
+        read_table(bad)
+
+
 def test_replay_curve_is_the_hypervolume_of_the_points_told(space, table_path: Path) -> None:
     table = read_table(table_path).bind(space, samples=32)
     ref = (0.0, 20.0)
