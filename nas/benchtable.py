@@ -178,9 +178,7 @@ class BenchTable:
     def seed_aps(self, row: int) -> list[float]:
         """The AP of each training of row ``row`` (``ap_seeds``; ``[ap_mean]`` where the
         table lists none)."""
-        text = self.rows[row].get("ap_seeds") or ""
-        values = [float(v) for v in str(text).split(";") if v.strip()]
-        return values or [float(self.rows[row]["ap_mean"])]
+        return _seed_list(self.rows[row].get("ap_seeds")) or [float(self.rows[row]["ap_mean"])]
 
     def column(self, name: str) -> np.ndarray:
         return np.array([float(r[name]) if r.get(name) not in (None, "") else np.nan
@@ -196,6 +194,11 @@ def _number(text: str) -> Any:
         except ValueError:
             pass
     return {"True": True, "False": False}.get(text, text)
+
+
+def _seed_list(text: str | None) -> list[float]:
+    """The numbers of an ``ap_seeds`` cell (``;``-separated; empty: none)."""
+    return [float(v) for v in str(text or "").split(";") if v.strip()]
 
 
 def read_table(path: str | Path) -> BenchTable:
@@ -219,7 +222,7 @@ def read_table(path: str | Path) -> BenchTable:
         row = {k: (raw[k] if k in ("arch_id", "label", "ap_seeds") else _number(raw[k]))
                for k in raw}
         try:
-            [float(v) for v in (row["ap_seeds"] or "").split(";") if v.strip()]
+            _seed_list(row["ap_seeds"])
         except ValueError:
             raise TableError(f"{path}: row {len(rows) + 1} ({row['arch_id']}): ap_seeds "
                              f"{row['ap_seeds']!r} is not ';'-separated numbers") from None
